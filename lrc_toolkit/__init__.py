@@ -1,0 +1,26 @@
+"""lrc_toolkit: continuous-time liquid neural networks in JAX."""
+
+import importlib.metadata
+
+from ._diagnostics import (
+    check_jacobian_structure as check_jacobian_structure,
+    transition_factors as transition_factors,
+)
+from ._discretise import (
+    AbstractDiscretisation as AbstractDiscretisation,
+    DiffraxStep as DiffraxStep,
+    Euler as Euler,
+    SemiImplicitEuler as SemiImplicitEuler,
+)
+from ._neurons.base import AbstractLiquidNeuron as AbstractLiquidNeuron
+from ._neurons.dense_lrc import DenseLRC as DenseLRC
+from ._neurons.lrc import LRC as LRC, STC as STC
+from ._neurons.ltc import LTC as LTC
+from ._solution import RESULTS as RESULTS, Solution as Solution
+from ._solve.linear_scan import linear_recurrence as linear_recurrence
+from ._solve.ode import solve_ode as solve_ode
+from ._solve.parallel import solve_parallel as solve_parallel
+from ._solve.sequential import solve_sequential as solve_sequential
+
+
+__version__ = importlib.metadata.version("lrc_toolkit")

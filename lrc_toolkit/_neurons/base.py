@@ -1,0 +1,122 @@
+import abc
+from typing import Any, ClassVar, Literal
+
+import equinox as eqx
+from jaxtyping import Array, Inexact, PyTree
+
+
+JacobianStructure = Literal["diagonal", "dense"]
+
+
+class AbstractLiquidNeuron(eqx.Module):
+    r"""A population of continuous-time neurons, $\frac{dx}{dt} = f(x, u)$.
+
+    Subclass this and write [`vector_field`][lrc_toolkit.AbstractLiquidNeuron.vector_field]
+    to define a new neuron; every solver in the toolkit (sequential, ODE and parallel)
+    then works with it. A minimal example:
+
+    ```python
+    class Leaky(lrc_toolkit.AbstractLiquidNeuron):
+        state_size: int
+        input_size: int
+        jacobian_structure = "diagonal"
+        tau: Array
+        weight: Array
+
+        def vector_field(self, x, u):
+            return (-x + jnp.tanh(self.weight @ u)) / self.tau
+    ```
+
+    **Fields and class attributes:**
+
+    - `state_size`: the number of neurons $D$.
+    - `input_size`: the number of input channels $P$.
+    - `jacobian_structure`: `"diagonal"` when $\partial f_i / \partial x_j = 0$ for
+        $i \neq j$ (each neuron sees the state only through its own component, and
+        the input freely), else `"dense"`. A diagonal neuron is solved in parallel by
+        exact Newton at $O(TD)$ cost. [`check_jacobian_structure`][lrc_toolkit.check_jacobian_structure]
+        verifies the declaration numerically.
+
+    **Optional hoisting of input-only terms:** a neuron may override
+    [`drive`][lrc_toolkit.AbstractLiquidNeuron.drive] (everything that depends on
+    the input alone, e.g. $W_u\,\sigma(u)$) and
+    [`driven_vector_field`][lrc_toolkit.AbstractLiquidNeuron.driven_vector_field]
+    (the rest). Solvers compute `drive` once per time step of the sequence, outside
+    any Newton iteration. The defaults pass the input through unchanged.
+    """
+
+    state_size: eqx.AbstractVar[int]
+    input_size: eqx.AbstractVar[int]
+    jacobian_structure: eqx.AbstractClassVar[JacobianStructure]
+
+    @abc.abstractmethod
+    def vector_field(
+        self, x: Inexact[Array, " D"], u: Inexact[Array, " P"]
+    ) -> Inexact[Array, " D"]:
+        r"""The time derivative $\frac{dx}{dt} = f(x, u)$ at one time point.
+
+        **Arguments:**
+
+        - `x`: the state, shape `(state_size,)`.
+        - `u`: the input, shape `(input_size,)`.
+
+        **Returns:**
+
+        $\frac{dx}{dt}$, with the shape and dtype of `x`.
+        """
+
+    def drive(self, u: Inexact[Array, " P"]) -> PyTree[Array]:
+        """The part of the dynamics that depends on the input alone.
+
+        Solvers call this once per time step and pass the result to
+        [`driven_vector_field`][lrc_toolkit.AbstractLiquidNeuron.driven_vector_field].
+        The default returns `u` itself.
+
+        **Arguments:**
+
+        - `u`: the input at one time point, shape `(input_size,)`.
+
+        **Returns:**
+
+        Any PyTree of arrays.
+        """
+        return u
+
+    def driven_vector_field(
+        self, x: Inexact[Array, " D"], drive: PyTree[Array]
+    ) -> Inexact[Array, " D"]:
+        """The vector field evaluated from a precomputed [`drive`][lrc_toolkit.AbstractLiquidNeuron.drive].
+
+        Must satisfy `driven_vector_field(x, drive(u)) == vector_field(x, u)`. The
+        default calls `vector_field(x, drive)`, which is right whenever `drive` is the
+        identity.
+        """
+        return self.vector_field(x, drive)
+
+    def affine_form(
+        self, x: Inexact[Array, " D"], drive: PyTree[Array]
+    ) -> tuple[Inexact[Array, " D"], Inexact[Array, " D"]]:
+        r"""Write the vector field as $f(x, u) = A(x, u) \odot x + b(x, u)$.
+
+        Optional: needed only by the semi-implicit
+        [`SemiImplicitEuler`][lrc_toolkit.SemiImplicitEuler] step. Liquid neurons
+        (LRC, LTC) have this form with $A \le 0$.
+
+        **Returns:**
+
+        The pair `(A, b)`, each of the shape of `x`.
+        """
+        raise NotImplementedError(
+            f"{type(self).__name__} does not define `affine_form(x, drive)`, which the "
+            "semi-implicit step needs. Define it (returning (A, b) with "
+            "f(x, u) = A * x + b), or use another discretisation such as `Euler()`."
+        )
+
+
+def _neuron_metadata(neuron: Any) -> str:
+    return (
+        f"{type(neuron).__name__}(state_size={neuron.state_size}, "
+        f"input_size={neuron.input_size})"
+    )
+
+

@@ -1,0 +1,108 @@
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+from jaxtyping import Array, Inexact, PyTree, Real
+
+from .._discretise import AbstractDiscretisation
+from .._neurons.base import AbstractLiquidNeuron
+
+
+def check_neuron(neuron) -> None:
+    if not isinstance(neuron, AbstractLiquidNeuron):
+        raise TypeError(
+            "`neuron` must be an `lrc_toolkit.AbstractLiquidNeuron` (e.g. `LRC(...)`), "
+            f"got {type(neuron).__name__}."
+        )
+
+
+def check_discretisation(discretisation) -> None:
+    if not isinstance(discretisation, AbstractDiscretisation):
+        raise TypeError(
+            "`discretisation` must be an `lrc_toolkit.AbstractDiscretisation` such as "
+            "`Euler()`, `SemiImplicitEuler()` or `DiffraxStep(diffrax.Heun())`, got "
+            f"{type(discretisation).__name__}."
+        )
+
+
+def _state_dtype(neuron, x0) -> jnp.dtype:
+    return jnp.result_type(x0)
+
+
+def validate(
+    neuron: AbstractLiquidNeuron, x0, inputs, dt=None, *, name_inputs="inputs"
+) -> tuple[Inexact[Array, " D"], Inexact[Array, "T P"], Real[Array, " T"] | None]:
+    """Check shapes and finiteness of a solver's arguments; return them as arrays.
+
+    Shape errors are raised at trace time as `ValueError`; non-finite values are
+    checked at run time with `eqx.error_if`.
+    """
+    check_neuron(neuron)
+    inputs = jnp.asarray(inputs)
+    if not jnp.issubdtype(inputs.dtype, jnp.inexact):
+        inputs = inputs.astype(jax.dtypes.canonicalize_dtype(float))
+    if inputs.ndim != 2:
+        raise ValueError(
+            f"`{name_inputs}` must have shape (T, {neuron.input_size}) = (time steps, "
+            f"input channels) for one sequence; got shape {inputs.shape}. For a batch of "
+            "sequences use `jax.vmap`; for a single time step add a time axis with "
+            "`inputs[None]`."
+        )
+    if inputs.shape[1] != neuron.input_size:
+        raise ValueError(
+            f"`{name_inputs}` has {inputs.shape[1]} channels (shape {inputs.shape}), but "
+            f"the neuron has input_size={neuron.input_size}: expected shape "
+            f"(T, {neuron.input_size})."
+        )
+    if inputs.shape[0] == 0:
+        raise ValueError(f"`{name_inputs}` has no time steps (shape {inputs.shape}).")
+    x0 = jnp.asarray(x0)
+    if x0.shape != (neuron.state_size,):
+        raise ValueError(
+            f"`x0` must have shape ({neuron.state_size},) (the neuron's state_size), "
+            f"got {x0.shape}."
+        )
+    if not jnp.issubdtype(x0.dtype, jnp.inexact):
+        x0 = x0.astype(inputs.dtype)
+    inputs = eqx.error_if(
+        inputs,
+        ~jnp.all(jnp.isfinite(inputs)),
+        f"`{name_inputs}` contains NaN or infinite values; clean or impute them first.",
+    )
+    x0 = eqx.error_if(x0, ~jnp.all(jnp.isfinite(x0)), "`x0` contains NaN or infinite values.")
+    if dt is not None:
+        dt = jnp.asarray(dt)
+        real = jnp.finfo(x0.dtype).dtype if jnp.issubdtype(x0.dtype, jnp.complexfloating) else x0.dtype
+        dt = dt.astype(real)
+        if dt.ndim == 0:
+            dt = jnp.broadcast_to(dt, inputs.shape[:1])
+        elif dt.shape != inputs.shape[:1]:
+            raise ValueError(
+                f"`dt` must be a scalar or have one value per time step, shape "
+                f"({inputs.shape[0]},); got shape {dt.shape}."
+            )
+        dt = eqx.error_if(
+            dt, ~jnp.all(jnp.isfinite(dt) & (dt > 0)), "`dt` must be finite and positive."
+        )
+    return x0, inputs, dt
+
+
+def drives(neuron: AbstractLiquidNeuron, inputs) -> PyTree[Array]:
+    """`neuron.drive` at every time step: the input-only terms, computed once."""
+    return jax.vmap(neuron.drive)(inputs)
+
+
+def step_fn(neuron, discretisation):
+    """The map $\\Phi(x, d, \\Delta t)$ with output dtype checked against `x`."""
+
+    def phi(x, d, dt):
+        out = discretisation.step(neuron, x, d, dt)
+        if out.shape != x.shape or out.dtype != x.dtype:
+            raise ValueError(
+                f"{type(neuron).__name__}'s vector field returned shape {out.shape} and "
+                f"dtype {out.dtype} for a state of shape {x.shape} and dtype {x.dtype}; "
+                "`vector_field(x, u)` must return an array of the same shape and dtype "
+                "as `x`."
+            )
+        return out
+
+    return phi

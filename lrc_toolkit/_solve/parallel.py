@@ -1,0 +1,238 @@
+from typing import Literal
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+from jaxtyping import Array, ArrayLike, Inexact
+
+from .._discretise import AbstractDiscretisation, Euler
+from .._neurons.base import AbstractLiquidNeuron
+from .._solution import RESULTS, Solution
+from ._common import check_discretisation, drives, step_fn, validate
+from .linear_scan import linear_recurrence
+
+
+_METHODS = ("newton", "quasi", "dense")
+
+
+def default_tolerances(dtype) -> tuple[float, float]:
+    """`(rtol, atol)` for the Newton convergence test at a given dtype."""
+    if jnp.finfo(dtype).bits >= 64:
+        return 1e-9, 1e-9
+    return 1e-5, 1e-5
+
+
+def _shifted(x0: Array, states: Array) -> Array:
+    """$(x_0, x_1, \\dots, x_{T-1})$: the state each step starts from."""
+    return jnp.concatenate([x0[None], states[:-1]], axis=0)
+
+
+def _linearise(phi, prev, d, dt, method):
+    """$\\Phi$ at every step and its Jacobian (diagonal or dense) w.r.t. the state.
+
+    For a diagonal $\\Phi$ one JVP with a vector of ones gives both the values and
+    the diagonal $\\partial\\Phi_i/\\partial x_i$ in a single fused pass; no $D \\times D$
+    array is formed.
+    """
+    phi_all = lambda p: jax.vmap(phi)(p, d, dt)
+    if method == "newton":
+        return jax.jvp(phi_all, (prev,), (jnp.ones_like(prev),))
+    values = phi_all(prev)
+    jac = jax.vmap(jax.jacfwd(phi, holomorphic=jnp.iscomplexobj(prev)))(prev, d, dt)
+    if method == "quasi":
+        return values, jnp.diagonal(jac, axis1=-2, axis2=-1)
+    return values, jac
+
+
+def _newton(
+    neuron, discretisation, x0, inputs, dt, init, method, rtol, atol, max_iters, throw
+):
+    phi = step_fn(neuron, discretisation)
+    d = drives(neuron, inputs)  # input-only terms, once per sequence
+    T = inputs.shape[0]
+
+    def iterate(carry):
+        k, X, _, _, _ = carry
+        prev = _shifted(x0, X)
+        values, jac = _linearise(phi, prev, d, dt, method)
+        # Newton step: x_t = J_t x_{t-1} + (Φ(x^k_{t-1}) - J_t x^k_{t-1}); the first
+        # step starts from the known x_0, so it is Φ(x_0) exactly.
+        if jac.ndim == prev.ndim:
+            b = values - jac * prev
+        else:
+            b = values - jnp.einsum("tij,tj->ti", jac, prev)
+        jac = jac.at[0].set(0)
+        b = b.at[0].set(values[0])
+        X_new = linear_recurrence(jac, b)
+        delta = jnp.abs(X_new - X)
+        finite = jnp.all(jnp.isfinite(X_new))
+        # After k iterations the first k states are exact, so k >= T is convergence.
+        converged = jnp.all(delta <= atol + rtol * jnp.abs(X_new)) | (k + 1 >= T)
+        return k + 1, X_new, converged, finite, jnp.max(delta)
+
+    def keep_going(carry):
+        k, _, converged, finite, _ = carry
+        return (k < max_iters) & ~converged & finite
+
+    X = jnp.zeros((T, x0.shape[0]), x0.dtype) if init is None else init
+    real = jnp.finfo(x0.dtype).dtype
+    carry = (jnp.array(0), X, jnp.array(False), jnp.array(True), jnp.array(jnp.inf, real))
+    k, X, converged, finite, delta = jax.lax.while_loop(keep_going, iterate, carry)
+    result = RESULTS.where(
+        finite,
+        RESULTS.where(converged, RESULTS.successful, RESULTS.newton_max_iters_reached),
+        RESULTS.newton_nonfinite,
+    )
+    if throw:
+        X = result.error_if(X, result != RESULTS.successful)
+    return X, k, result, delta
+
+
+# Gradients at the fixed point. The converged states satisfy x_t = Φ(x_{t-1}, u_t; θ)
+# for all t, so for a loss L(x_1..x_T) the adjoint λ_t = ∂L/∂x_t (total) obeys
+#     λ_t = ḡ_t + J_{t+1}ᵀ λ_{t+1},   λ_T = ḡ_T,   J_{t+1} = ∂Φ/∂x(x_t, u_{t+1}),
+# a reverse linear recurrence solved by the same associative scan. The cotangents of
+# θ, u_t, Δt_t and x_0 are then Σ_t (∂Φ/∂·)ᵀ λ_t: one vmapped VJP of Φ. Nothing of
+# the Newton loop is stored: memory O(TD).
+@eqx.filter_custom_vjp
+def _solve(vjp_arg, discretisation, *args):
+    neuron, x0, inputs, dt = vjp_arg
+    return _newton(neuron, discretisation, x0, inputs, dt, *args)
+
+
+@_solve.def_fwd
+def _solve_fwd(perturbed, vjp_arg, discretisation, init, method, rtol, atol, max_iters, throw):
+    out = _solve.fn(vjp_arg, discretisation, init, method, rtol, atol, max_iters, throw)
+    return out, out[0]
+
+
+@_solve.def_bwd
+def _solve_bwd(states, grad_obj, perturbed, vjp_arg, discretisation, *args):
+    neuron, x0, inputs, dt = vjp_arg
+    g_states = grad_obj[0]
+    if g_states is None:
+        g_states = jnp.zeros_like(states)
+    prev = _shifted(x0, states)
+    phi = step_fn(neuron, discretisation)
+    d = drives(neuron, inputs)
+    exact = "newton" if neuron.jacobian_structure == "diagonal" else "dense"
+    _, jac = _linearise(phi, prev, d, dt, exact)
+    if jac.ndim == 3:
+        jac = jnp.swapaxes(jac, -1, -2)
+    if jnp.iscomplexobj(jac):
+        jac = jnp.conj(jac)
+    next_jac = jnp.concatenate([jac[1:], jnp.zeros_like(jac[:1])], axis=0)
+    lam = linear_recurrence(next_jac, g_states, reverse=True)
+
+    def all_steps(neuron, prev, inputs, dt):
+        return jax.vmap(step_fn(neuron, discretisation))(prev, drives(neuron, inputs), dt)
+
+    _, vjp = eqx.filter_vjp(all_steps, neuron, prev, inputs, dt)
+    g_neuron, g_prev, g_inputs, g_dt = vjp(lam)
+    return g_neuron, g_prev[0], g_inputs, g_dt
+
+
+def solve_parallel(
+    neuron: AbstractLiquidNeuron,
+    x0: Inexact[ArrayLike, " D"],
+    inputs: Inexact[ArrayLike, "T P"],
+    *,
+    dt: ArrayLike = 1.0,
+    discretisation: AbstractDiscretisation = Euler(),
+    method: Literal["newton", "quasi", "dense"] | None = None,
+    rtol: float | None = None,
+    atol: float | None = None,
+    max_iters: int | None = None,
+    init: Inexact[ArrayLike, "T D"] | None = None,
+    throw: bool = True,
+) -> Solution:
+    r"""Evaluate the recurrence $x_t = \Phi(x_{t-1}, u_t)$ for all $t$ at once by
+    Newton's method, each Newton step being a linear recurrence solved by an
+    associative scan.
+
+    At iterate $x^{(k)}$, with $J_t = \partial\Phi/\partial x\,(x^{(k)}_{t-1}, u_t)$,
+
+    $$x^{(k+1)}_t = J_t\, x^{(k+1)}_{t-1} + \Phi(x^{(k)}_{t-1}, u_t) - J_t\, x^{(k)}_{t-1},$$
+
+    solved with `jax.lax.associative_scan` in $O(\log T)$ depth. For a neuron with a
+    diagonal Jacobian this is exact Newton at $O(TD)$ work per iteration. After $k$
+    iterations the first $k$ states are exact, so at most $T$ iterations are ever
+    needed; contracting systems need a handful. Input-only terms
+    ([`drive`][lrc_toolkit.AbstractLiquidNeuron.drive]) are computed once.
+
+    Reverse-mode gradients are computed at the fixed point by one reverse linear
+    scan (the adjoint) and one vmapped VJP of $\Phi$, not by differentiating the
+    loop; they flow to the neuron's parameters, `x0`, `inputs` and `dt`.
+
+    **Arguments:**
+
+    - `neuron`: an [`AbstractLiquidNeuron`][lrc_toolkit.AbstractLiquidNeuron].
+    - `x0`: the initial state, shape `(D,)`.
+    - `inputs`: shape `(T, P)`.
+    - `dt`: the step size, scalar or shape `(T,)`.
+    - `discretisation`: the map $\Phi$, default [`Euler()`][lrc_toolkit.Euler].
+    - `method`: `"newton"` (exact for diagonal neurons, the default for them);
+        `"dense"` (full-Jacobian Newton, DEER, $O(TD^3)$; the default for dense
+        neurons); `"quasi"` (the diagonal of the full Jacobian: cheap steps, more
+        iterations).
+    - `rtol`, `atol`: converged when $|x^{(k+1)} - x^{(k)}| \le$ `atol + rtol`
+        $|x^{(k+1)}|$ everywhere. Defaults: $10^{-5}$ in float32, $10^{-9}$ in float64.
+    - `max_iters`: the iteration limit; default $T$ (enough in exact arithmetic).
+    - `init`: an initial guess for the states, shape `(T, D)` (default zeros), e.g.
+        the previous training step's states.
+    - `throw`: raise an error if the iteration does not converge or produces
+        non-finite values. With `False`, check `Solution.result`/`.converged`.
+
+    **Returns:**
+
+    A [`Solution`][lrc_toolkit.Solution] with `states` (T, D), `iterations` and
+    `result`; `stats["max_delta"]` is the last Newton update's largest entry.
+
+    ??? cite "References"
+
+        ```bibtex
+        @inproceedings{lim2024parallelizing,
+          title={Parallelizing non-linear sequential models over the sequence length},
+          author={Lim, Yi Heng and Zhu, Qi and Selfridge, Joshua and Kasim, Muhammad Firmansyah},
+          booktitle={ICLR}, year={2024}
+        }
+        @inproceedings{gonzalez2024towards,
+          title={Towards Scalable and Stable Parallelization of Nonlinear RNNs},
+          author={Gonzalez, Xavier and Warrington, Andrew and Smith, Jimmy T.H. and Linderman, Scott W.},
+          booktitle={NeurIPS}, year={2024}
+        }
+        ```
+    """
+    check_discretisation(discretisation)
+    x0, inputs, dt = validate(neuron, x0, inputs, dt)
+    if method is None:
+        method = "newton" if neuron.jacobian_structure == "diagonal" else "dense"
+    if method not in _METHODS:
+        raise ValueError(f"`method` must be one of {_METHODS}, got {method!r}.")
+    if method == "newton" and neuron.jacobian_structure != "diagonal":
+        raise ValueError(
+            f"method='newton' needs a neuron with a diagonal Jacobian, but "
+            f"{type(neuron).__name__} declares jacobian_structure="
+            f"{neuron.jacobian_structure!r}. Use method='dense' (exact Newton with "
+            "full Jacobians) or method='quasi' (their diagonal)."
+        )
+    T, D = inputs.shape[0], x0.shape[0]
+    default_rtol, default_atol = default_tolerances(x0.dtype)
+    rtol = default_rtol if rtol is None else rtol
+    atol = default_atol if atol is None else atol
+    if max_iters is None:
+        max_iters = T
+    if not isinstance(max_iters, int) or max_iters < 1:
+        raise ValueError(f"`max_iters` must be a positive integer, got {max_iters!r}.")
+    if rtol < 0 or atol < 0:
+        raise ValueError(f"`rtol` and `atol` must be non-negative, got {rtol}, {atol}.")
+    if init is not None:
+        init = jnp.asarray(init, dtype=x0.dtype)
+        if init.shape != (T, D):
+            raise ValueError(f"`init` must have shape (T, D) = ({T}, {D}), got {init.shape}.")
+    states, iterations, result, delta = _solve(
+        (neuron, x0, inputs, dt), discretisation, init, method, rtol, atol, max_iters, throw
+    )
+    return Solution(
+        states=states, result=result, iterations=iterations, stats={"max_delta": delta}
+    )
