@@ -2,18 +2,28 @@ import jax
 import jax.numpy as jnp
 import jax.random as jr
 import numpy as np
-from jaxtyping import Array, ArrayLike, Float, Inexact, PRNGKeyArray
+from jaxtyping import Array, ArrayLike, Inexact, PRNGKeyArray
 
 from ._discretise import AbstractDiscretisation, Euler
 from ._neurons.base import AbstractLiquidNeuron
-from ._solve._common import check_discretisation, check_neuron, drives, step_fn, validate
+from ._solve._common import (
+    check_discretisation,
+    check_neuron,
+    drives,
+    step_fn,
+    validate,
+)
 
 
 def _param_dtype(neuron) -> jnp.dtype:
     leaves = [
-        x for x in jax.tree.leaves(neuron) if isinstance(x, jax.Array) and jnp.issubdtype(x.dtype, jnp.inexact)
+        x
+        for x in jax.tree.leaves(neuron)
+        if isinstance(x, jax.Array) and jnp.issubdtype(x.dtype, jnp.inexact)
     ]
-    return leaves[0].dtype if leaves else jnp.dtype(jax.dtypes.canonicalize_dtype(float))
+    return (
+        leaves[0].dtype if leaves else jnp.dtype(jax.dtypes.canonicalize_dtype(float))
+    )
 
 
 def check_jacobian_structure(
@@ -124,5 +134,3 @@ def transition_factors(
     prev = jnp.concatenate([x0[None], states[:-1]])
     jac = jax.vmap(jax.jacfwd(phi))(prev, drives(neuron, inputs), dt)
     return jnp.diagonal(jac, axis1=-2, axis2=-1)
-
-

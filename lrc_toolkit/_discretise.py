@@ -70,7 +70,9 @@ class SemiImplicitEuler(AbstractDiscretisation):
 
     def __check_init__(self):
         if not isinstance(self.substeps, int) or self.substeps < 1:
-            raise ValueError(f"`substeps` must be a positive integer, got {self.substeps!r}.")
+            raise ValueError(
+                f"`substeps` must be a positive integer, got {self.substeps!r}."
+            )
 
     def step(self, neuron, x, drive, dt):
         h = dt / self.substeps

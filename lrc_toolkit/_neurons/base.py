@@ -1,5 +1,5 @@
 import abc
-from typing import Any, ClassVar, Literal
+from typing import Any, Literal
 
 import equinox as eqx
 from jaxtyping import Array, Inexact, PyTree
@@ -118,5 +118,3 @@ def _neuron_metadata(neuron: Any) -> str:
         f"{type(neuron).__name__}(state_size={neuron.state_size}, "
         f"input_size={neuron.input_size})"
     )
-
-

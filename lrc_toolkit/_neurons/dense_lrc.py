@@ -81,7 +81,9 @@ class DenseLRC(AbstractLiquidNeuron):
         - `key`: a `jax.random.key`.
         """
         if init not in ("reference", "biophysical"):
-            raise ValueError(f"`init` must be 'reference' or 'biophysical', got {init!r}.")
+            raise ValueError(
+                f"`init` must be 'reference' or 'biophysical', got {init!r}."
+            )
         dtype = default_float(dtype)
         D, P = state_size, input_size
         keys = iter(jr.split(key, 12))
@@ -129,5 +131,7 @@ class DenseLRC(AbstractLiquidNeuron):
         A, b = self.affine_form(x, drive)
         return A * x + b
 
-    def vector_field(self, x: Float[Array, " D"], u: Float[Array, " P"]) -> Float[Array, " D"]:
+    def vector_field(
+        self, x: Float[Array, " D"], u: Float[Array, " P"]
+    ) -> Float[Array, " D"]:
         return self.driven_vector_field(x, self.drive(u))

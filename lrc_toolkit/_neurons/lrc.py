@@ -126,7 +126,9 @@ class LRC(AbstractLiquidNeuron):
                 "undo: use them with `elastance='none'`."
             )
         if input_elastance and elastance == "none":
-            raise ValueError("`input_elastance=True` needs an elastance other than 'none'.")
+            raise ValueError(
+                "`input_elastance=True` needs an elastance other than 'none'."
+            )
         for name, size in (("state_size", state_size), ("input_size", input_size)):
             if not isinstance(size, int) or size < 1:
                 raise ValueError(f"`{name}` must be a positive integer, got {size!r}.")
@@ -205,7 +207,9 @@ class LRC(AbstractLiquidNeuron):
         A, b = self.affine_form(x, drive)
         return A * x + b
 
-    def vector_field(self, x: Float[Array, " D"], u: Float[Array, " P"]) -> Float[Array, " D"]:
+    def vector_field(
+        self, x: Float[Array, " D"], u: Float[Array, " P"]
+    ) -> Float[Array, " D"]:
         return self.driven_vector_field(x, self.drive(u))
 
 
@@ -228,4 +232,6 @@ def STC(
 
     An `LRC` with `elastance="none"`.
     """
-    return LRC(state_size, input_size, elastance="none", init=init, dtype=dtype, key=key)
+    return LRC(
+        state_size, input_size, elastance="none", init=init, dtype=dtype, key=key
+    )

@@ -54,7 +54,9 @@ class LTC(AbstractLiquidNeuron):
     sensory_w_raw: Float[Array, "P D"]
     sensory_erev: Float[Array, "P D"]
 
-    def __init__(self, state_size: int, input_size: int, *, dtype=None, key: PRNGKeyArray):
+    def __init__(
+        self, state_size: int, input_size: int, *, dtype=None, key: PRNGKeyArray
+    ):
         r"""Initialised with the ranges of `ncps`: $c_m \in [0.4, 0.6]$,
         $g_\text{leak} \in [0.001, 1]$, $v_\text{leak} \in [-0.2, 0.2]$, weights in
         $[0.001, 1]$, $\sigma \in [3, 8]$, $\mu \in [0.3, 0.8]$, $E = \pm 1$.
@@ -74,7 +76,9 @@ class LTC(AbstractLiquidNeuron):
             return uniform(next(keys), shape, low, high, dtype)
 
         def sign(shape):
-            return jnp.where(jr.bernoulli(next(keys), 0.5, shape), 1.0, -1.0).astype(dtype)
+            return jnp.where(jr.bernoulli(next(keys), 0.5, shape), 1.0, -1.0).astype(
+                dtype
+            )
 
         self.cm_raw = inv_softplus(u((D,), 0.4, 0.6))
         self.g_leak_raw = inv_softplus(u((D,), 0.001, 1))
@@ -109,5 +113,7 @@ class LTC(AbstractLiquidNeuron):
         A, b = self.affine_form(x, drive)
         return A * x + b
 
-    def vector_field(self, x: Float[Array, " D"], u: Float[Array, " P"]) -> Float[Array, " D"]:
+    def vector_field(
+        self, x: Float[Array, " D"], u: Float[Array, " P"]
+    ) -> Float[Array, " D"]:
         return self.driven_vector_field(x, self.drive(u))

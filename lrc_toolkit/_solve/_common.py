@@ -68,10 +68,16 @@ def validate(
         ~jnp.all(jnp.isfinite(inputs)),
         f"`{name_inputs}` contains NaN or infinite values; clean or impute them first.",
     )
-    x0 = eqx.error_if(x0, ~jnp.all(jnp.isfinite(x0)), "`x0` contains NaN or infinite values.")
+    x0 = eqx.error_if(
+        x0, ~jnp.all(jnp.isfinite(x0)), "`x0` contains NaN or infinite values."
+    )
     if dt is not None:
         dt = jnp.asarray(dt)
-        real = jnp.finfo(x0.dtype).dtype if jnp.issubdtype(x0.dtype, jnp.complexfloating) else x0.dtype
+        real = (
+            jnp.finfo(x0.dtype).dtype
+            if jnp.issubdtype(x0.dtype, jnp.complexfloating)
+            else x0.dtype
+        )
         dt = dt.astype(real)
         if dt.ndim == 0:
             dt = jnp.broadcast_to(dt, inputs.shape[:1])
@@ -81,7 +87,9 @@ def validate(
                 f"({inputs.shape[0]},); got shape {dt.shape}."
             )
         dt = eqx.error_if(
-            dt, ~jnp.all(jnp.isfinite(dt) & (dt > 0)), "`dt` must be finite and positive."
+            dt,
+            ~jnp.all(jnp.isfinite(dt) & (dt > 0)),
+            "`dt` must be finite and positive.",
         )
     return x0, inputs, dt
 

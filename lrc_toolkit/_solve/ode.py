@@ -4,7 +4,7 @@ import diffrax
 import equinox as eqx
 import jax
 import jax.numpy as jnp
-from jaxtyping import Array, ArrayLike, Inexact, PyTree, Real
+from jaxtyping import ArrayLike, Inexact, Real
 
 from .._neurons.base import AbstractLiquidNeuron
 from .._solution import RESULTS, Solution
@@ -28,7 +28,9 @@ def solve_ode(
     stepsize_controller: diffrax.AbstractStepSizeController | None = None,
     dt0: float | None = None,
     t0: float | None = None,
-    interpolation: Literal["piecewise_constant", "linear", "cubic"] = "piecewise_constant",
+    interpolation: Literal[
+        "piecewise_constant", "linear", "cubic"
+    ] = "piecewise_constant",
     max_steps: int | None = 4096,
     adjoint: diffrax.AbstractAdjoint = diffrax.RecursiveCheckpointAdjoint(),
     throw: bool = True,
@@ -83,16 +85,28 @@ def solve_ode(
             f"`interpolation` must be one of {_INTERPOLATIONS}, got {interpolation!r}."
         )
     if not isinstance(solver, diffrax.AbstractSolver):
-        raise TypeError(f"`solver` must be a diffrax solver, got {type(solver).__name__}.")
-    ts = eqx.error_if(ts, jnp.any(jnp.diff(ts) <= 0), "`ts` must be strictly increasing.")
+        raise TypeError(
+            f"`solver` must be a diffrax solver, got {type(solver).__name__}."
+        )
+    ts = eqx.error_if(
+        ts, jnp.any(jnp.diff(ts) <= 0), "`ts` must be strictly increasing."
+    )
     t0 = _default_t0(ts) if t0 is None else jnp.asarray(t0, ts.dtype)
     ts = eqx.error_if(ts, ts[0] <= t0, "`t0` must lie before `ts[0]`.")
     grid = jnp.concatenate([jnp.reshape(t0, (1,)), ts])
 
     if interpolation == "piecewise_constant":
         return _solve_piecewise_constant(
-            neuron, grid, drives(neuron, inputs), x0, solver, stepsize_controller, dt0,
-            max_steps, adjoint, throw,
+            neuron,
+            grid,
+            drives(neuron, inputs),
+            x0,
+            solver,
+            stepsize_controller,
+            dt0,
+            max_steps,
+            adjoint,
+            throw,
         )
     padded = jnp.concatenate([inputs[:1], inputs], axis=0)
     if interpolation == "linear":
@@ -102,7 +116,9 @@ def solve_ode(
             grid, diffrax.backward_hermite_coefficients(grid, padded)
         )
     if stepsize_controller is None:
-        stepsize_controller = diffrax.StepTo(grid) if dt0 is None else diffrax.ConstantStepSize()
+        stepsize_controller = (
+            diffrax.StepTo(grid) if dt0 is None else diffrax.ConstantStepSize()
+        )
     elif dt0 is None and isinstance(stepsize_controller, diffrax.PIDController):
         dt0 = ts[0] - t0
     term = diffrax.ODETerm(lambda t, x, args: neuron.vector_field(x, path.evaluate(t)))
@@ -152,7 +168,9 @@ def _solve_piecewise_constant(
         x = sol.ys[-1]
         return x, (x, sol.result, sol.stats["num_steps"])
 
-    _, (states, results, num_steps) = jax.lax.scan(interval, x0, (grid[:-1], grid[1:], d))
+    _, (states, results, num_steps) = jax.lax.scan(
+        interval, x0, (grid[:-1], grid[1:], d)
+    )
     failed = results != diffrax.RESULTS.successful
     first = jnp.argmax(failed)
     result = RESULTS.promote(jax.tree.map(lambda r: r[first], results))

@@ -45,8 +45,22 @@ def _linearise(phi, prev, d, dt, method):
 
 
 def _newton(
-    neuron, discretisation, x0, inputs, dt, init, method, rtol, atol, max_iters, throw
+    neuron,
+    discretisation,
+    x0,
+    inputs,
+    dt,
+    init,
+    method,
+    rtol,
+    atol,
+    max_iters,
+    throw,
+    recurrence=linear_recurrence,
 ):
+    """The Newton loop. `recurrence(a, b, reverse=False)` solves the linear
+    recurrence of each Newton step (the associative scan by default; a sharded or
+    blocked scan plugs in here)."""
     phi = step_fn(neuron, discretisation)
     d = drives(neuron, inputs)  # input-only terms, once per sequence
     T = inputs.shape[0]
@@ -63,7 +77,7 @@ def _newton(
             b = values - jnp.einsum("tij,tj->ti", jac, prev)
         jac = jac.at[0].set(0)
         b = b.at[0].set(values[0])
-        X_new = linear_recurrence(jac, b)
+        X_new = recurrence(jac, b)
         delta = jnp.abs(X_new - X)
         finite = jnp.all(jnp.isfinite(X_new))
         # After k iterations the first k states are exact, so k >= T is convergence.
@@ -76,7 +90,13 @@ def _newton(
 
     X = jnp.zeros((T, x0.shape[0]), x0.dtype) if init is None else init
     real = jnp.finfo(x0.dtype).dtype
-    carry = (jnp.array(0), X, jnp.array(False), jnp.array(True), jnp.array(jnp.inf, real))
+    carry = (
+        jnp.array(0),
+        X,
+        jnp.array(False),
+        jnp.array(True),
+        jnp.array(jnp.inf, real),
+    )
     k, X, converged, finite, delta = jax.lax.while_loop(keep_going, iterate, carry)
     result = RESULTS.where(
         finite,
@@ -101,13 +121,26 @@ def _solve(vjp_arg, discretisation, *args):
 
 
 @_solve.def_fwd
-def _solve_fwd(perturbed, vjp_arg, discretisation, init, method, rtol, atol, max_iters, throw):
-    out = _solve.fn(vjp_arg, discretisation, init, method, rtol, atol, max_iters, throw)
+def _solve_fwd(perturbed, vjp_arg, *args):
+    out = _solve.fn(vjp_arg, *args)
     return out, out[0]
 
 
 @_solve.def_bwd
-def _solve_bwd(states, grad_obj, perturbed, vjp_arg, discretisation, *args):
+def _solve_bwd(
+    states,
+    grad_obj,
+    perturbed,
+    vjp_arg,
+    discretisation,
+    init,
+    method,
+    rtol,
+    atol,
+    max_iters,
+    throw,
+    recurrence=linear_recurrence,
+):
     neuron, x0, inputs, dt = vjp_arg
     g_states = grad_obj[0]
     if g_states is None:
@@ -122,10 +155,12 @@ def _solve_bwd(states, grad_obj, perturbed, vjp_arg, discretisation, *args):
     if jnp.iscomplexobj(jac):
         jac = jnp.conj(jac)
     next_jac = jnp.concatenate([jac[1:], jnp.zeros_like(jac[:1])], axis=0)
-    lam = linear_recurrence(next_jac, g_states, reverse=True)
+    lam = recurrence(next_jac, g_states, reverse=True)
 
     def all_steps(neuron, prev, inputs, dt):
-        return jax.vmap(step_fn(neuron, discretisation))(prev, drives(neuron, inputs), dt)
+        return jax.vmap(step_fn(neuron, discretisation))(
+            prev, drives(neuron, inputs), dt
+        )
 
     _, vjp = eqx.filter_vjp(all_steps, neuron, prev, inputs, dt)
     g_neuron, g_prev, g_inputs, g_dt = vjp(lam)
@@ -229,9 +264,18 @@ def solve_parallel(
     if init is not None:
         init = jnp.asarray(init, dtype=x0.dtype)
         if init.shape != (T, D):
-            raise ValueError(f"`init` must have shape (T, D) = ({T}, {D}), got {init.shape}.")
+            raise ValueError(
+                f"`init` must have shape (T, D) = ({T}, {D}), got {init.shape}."
+            )
     states, iterations, result, delta = _solve(
-        (neuron, x0, inputs, dt), discretisation, init, method, rtol, atol, max_iters, throw
+        (neuron, x0, inputs, dt),
+        discretisation,
+        init,
+        method,
+        rtol,
+        atol,
+        max_iters,
+        throw,
     )
     return Solution(
         states=states, result=result, iterations=iterations, stats={"max_delta": delta}

@@ -1,5 +1,5 @@
 import jax
-from jaxtyping import Array, ArrayLike, Inexact
+from jaxtyping import ArrayLike, Inexact
 
 from .._discretise import AbstractDiscretisation, Euler
 from .._neurons.base import AbstractLiquidNeuron
@@ -45,5 +45,3 @@ def solve_sequential(
 
     _, states = jax.lax.scan(body, x0, (drives(neuron, inputs), dt))
     return Solution(states=states, result=RESULTS.successful)
-
-
