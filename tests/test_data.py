@@ -5,6 +5,7 @@ References are computed independently here: the raw series come straight from
 aeon (or from `.ts` files written by hand), duplicates are found with a plain
 Python loop, statistics with NumPy over the unpadded series."""
 
+import os
 import pathlib
 
 import numpy as np
@@ -436,3 +437,26 @@ def test_bad_shapes():
         load_arrays(np.zeros((10, 5)), np.arange(10) % 2, seed=0)
     with pytest.raises(ValueError, match="same number of channels"):
         load_arrays([np.zeros((4, 2)), np.zeros((4, 3))] * 3, [0, 1] * 3, seed=0)
+
+
+def test_rewritten_file_is_read_again(tmp_path):
+    # Parsed files are memoised per process; a changed file must be parsed again,
+    # even when its modification time is unchanged.
+    series, labels, classes = _fake_dataset(tmp_path, "Cached", n_train=10, n_test=10)
+    train_file = tmp_path / "Cached" / "Cached_TRAIN.ts"
+    first = load_uea("Cached", data_dir=tmp_path, normalise=False)
+    stat = train_file.stat()
+    _write_ts(train_file, "Cached", [-s for s in series[:10]], labels[:10], classes)
+
+    os.utime(train_file, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    second = load_uea("Cached", data_dir=tmp_path, normalise=False)
+    for a, b in zip(first.splits.values(), second.splits.values()):
+        np.testing.assert_array_equal(a.indices, b.indices)
+        is_train = a.indices < 10
+        np.testing.assert_array_equal(b.x[is_train], -a.x[is_train])
+        np.testing.assert_array_equal(b.x[~is_train], a.x[~is_train])
+
+
+def test_name_is_not_a_path(tmp_path):
+    with pytest.raises(ValueError, match="must be a data set's name"):
+        load_uea("../Heartbeat", data_dir=tmp_path)

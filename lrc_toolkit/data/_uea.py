@@ -1,5 +1,6 @@
 import difflib
 import functools
+import hashlib
 import os
 import pathlib
 from collections.abc import Sequence
@@ -111,6 +112,11 @@ def load_uea(
     """
     if not isinstance(name, str):
         raise TypeError(f"`name` must be a string, got {type(name).__name__}.")
+    if not name or name.startswith(".") or any(c in name for c in "/\\:"):
+        raise ValueError(
+            f"`name` must be a data set's name such as 'Heartbeat', got {name!r}; "
+            "to read files from another directory, pass `data_dir=`."
+        )
     root = default_data_dir() if data_dir is None else pathlib.Path(data_dir)
     root = root.expanduser().resolve()
     series, labels, classes = _read(name, root)
@@ -166,16 +172,27 @@ def _read(name: str, root: pathlib.Path):
         train_file, test_file = _files(_bundled_root(), name)
     else:
         raise _missing_error(name, root)
-    stamps = tuple(f.stat().st_mtime_ns for f in (train_file, test_file))
-    series, labels, classes = _read_cached(name, extract_path, stamps)
+    digest = _content_digest(train_file, test_file)
+    series, labels, classes = _read_cached(name, extract_path, digest)
     return list(series), labels, classes
 
 
+def _content_digest(*files: pathlib.Path) -> str:
+    h = hashlib.blake2b(digest_size=16)
+    for file in files:
+        with open(file, "rb") as f:
+            for chunk in iter(lambda: f.read(1 << 22), b""):
+                h.update(chunk)
+        h.update(b"\0")
+    return h.hexdigest()
+
+
 @functools.lru_cache(maxsize=4)
-def _read_cached(name: str, extract_path: str | None, stamps: tuple[int, int]):
-    """Parse both files once per process (the `.ts` parser is slow for long series);
-    `stamps` (modification times) invalidates the entry when a file changes."""
-    del stamps
+def _read_cached(name: str, extract_path: str | None, digest: str):
+    """Parse both files once per process (aeon's `.ts` parser is slow for long
+    series; hashing the files is not). `digest`, a hash of the files' contents,
+    invalidates the entry when a file changes."""
+    del digest
     from aeon.datasets import load_classification
 
     parts = []
