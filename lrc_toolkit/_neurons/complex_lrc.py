@@ -1,0 +1,207 @@
+import math
+from typing import ClassVar, Literal
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import jax.random as jr
+from jaxtyping import Array, Complex, Float, Inexact, PRNGKeyArray
+
+from ._init import default_float, uniform
+from .base import AbstractLiquidNeuron
+
+
+_COMPLEX_CHOICES = ("w_x", "h_x", "sigma_x", "mu_x")
+_ELASTANCES = ("asymmetric", "symmetric", "none")
+
+
+def _complex_dtype(real_dtype) -> jnp.dtype:
+    return jnp.dtype(jnp.complex128 if jnp.dtype(real_dtype).itemsize == 8 else jnp.complex64)
+
+
+class ComplexLRC(AbstractLiquidNeuron):
+    r"""The diagonal LRC neuron with a complex state and complex self-synapses
+    (the paper's Table 11).
+
+    The equations are those of [`LRC`][lrc_toolkit.LRC] with the state
+    $x \in \mathbb{C}^D$ and some self-synapse parameters complex:
+
+    $$
+    \begin{aligned}
+    s_u &= \sigma(\sigma_u \odot (u - \mu_u)), \qquad
+    s_x = \sigma(\sigma_x \odot (x - \mu_x)),\\
+    f &= g_\text{leak} + W_u s_u + w_x \odot s_x, \qquad
+    z = g_\text{leak} + H_u s_u + h_x \odot s_x,\\
+    \frac{dx}{dt} &= \epsilon \odot \big(-\sigma(f) \odot x + e_\text{leak} \odot \tanh(z)\big),
+    \qquad \epsilon = \sigma(\kappa \odot x + \beta) \text{ (or as for `LRC`)}.
+    \end{aligned}
+    $$
+
+    The input synapses ($\sigma_u, \mu_u, W_u, H_u$), the leaks and the elastance
+    parameters stay real; `complex_parameters` picks which of the self-synapse
+    parameters are complex. The paper's rows are `("w_x", "h_x")` (its
+    $g^{\max,x}, k^{\max,x} \in \mathbb{C}$), then `+ "sigma_x"` ($a^x$), then
+    `+ "mu_x"` ($b^x$). A model reads the state out through the real part of a
+    learned complex linear map, $\operatorname{Re}(C x)$; since
+    $\operatorname{Re}(C x) = [\operatorname{Re} C, -\operatorname{Im} C]
+    [\operatorname{Re} x; \operatorname{Im} x]$ that is a real linear map of
+    [`ComplexLRC.as_real`][lrc_toolkit.ComplexLRC.as_real]`(x)`.
+
+    **Solving it.** Pass a complex initial state (e.g.
+    `jnp.zeros(D, neuron.state_dtype)`); every solver then works in complex
+    arithmetic. The step map is *holomorphic* in $x$: it is built from sums,
+    products, $\sigma$ and $\tanh$, which are holomorphic away from their poles
+    ($\operatorname{Re} w = 0$, $\operatorname{Im} w = \pi\,(2k+1)$ for $\sigma(w)$),
+    so its derivative is a single complex number per neuron,
+    $\partial \Phi_i / \partial x_i \in \mathbb{C}$, and the Newton iteration of
+    [`solve_parallel`][lrc_toolkit.solve_parallel] (a JVP with a vector of ones,
+    then a complex linear scan) is exact complex Newton. A custom complex neuron
+    that is *not* holomorphic (using `abs`, `real`, `conj`, ...) has a real-linear
+    but not complex-linear derivative, which one complex number per neuron cannot
+    represent: write such a neuron on a real state of twice the size instead.
+
+    Parameters are created in the real `dtype`; the complex ones in the matching
+    complex dtype, with real and imaginary parts uniform in $\pm 1/\sqrt{D}$.
+    """
+
+    state_size: int = eqx.field(static=True)
+    input_size: int = eqx.field(static=True)
+    elastance: str = eqx.field(static=True)
+    complex_parameters: tuple[str, ...] = eqx.field(static=True)
+    jacobian_structure: ClassVar[Literal["diagonal"]] = "diagonal"
+
+    sigma_u: Float[Array, " P"]
+    mu_u: Float[Array, " P"]
+    g_leak: Float[Array, " D"]
+    W_u: Float[Array, "D P"]
+    H_u: Float[Array, "D P"]
+    e_leak: Float[Array, " D"]
+    sigma_x: Inexact[Array, " D"]
+    mu_x: Inexact[Array, " D"]
+    w_x: Inexact[Array, " D"]
+    h_x: Inexact[Array, " D"]
+    kappa: Float[Array, " D"] | None
+    beta: Float[Array, " D"] | None
+    half_width: Float[Array, " D"] | None
+
+    def __init__(
+        self,
+        state_size: int,
+        input_size: int,
+        *,
+        complex_parameters: tuple[str, ...] = ("w_x", "h_x", "sigma_x", "mu_x"),
+        elastance: Literal["asymmetric", "symmetric", "none"] = "asymmetric",
+        dtype=None,
+        key: PRNGKeyArray,
+    ):
+        r"""**Arguments:**
+
+        - `state_size`: the number of neurons $D$.
+        - `input_size`: the number of input channels $P$.
+        - `complex_parameters`: which self-synapse parameters are complex, any of
+            `"w_x"`, `"h_x"`, `"sigma_x"`, `"mu_x"` (default: all four, the paper's
+            best row). An empty tuple gives a real-parameter LRC on a complex state.
+        - `elastance`: `"asymmetric"`, `"symmetric"` or `"none"`, as for
+            [`LRC`][lrc_toolkit.LRC].
+        - `dtype`: the real floating dtype of the parameters (default: JAX's
+            default); the state dtype is the matching complex dtype.
+        - `key`: a `jax.random.key`.
+        """
+        complex_parameters = tuple(complex_parameters)
+        unknown = [p for p in complex_parameters if p not in _COMPLEX_CHOICES]
+        if unknown:
+            raise ValueError(
+                f"`complex_parameters` may contain only {_COMPLEX_CHOICES}, got "
+                f"{unknown}."
+            )
+        if elastance not in _ELASTANCES:
+            raise ValueError(
+                f"`elastance` must be one of {_ELASTANCES}, got {elastance!r}."
+            )
+        for name, size in (("state_size", state_size), ("input_size", input_size)):
+            if not isinstance(size, int) or isinstance(size, bool) or size < 1:
+                raise ValueError(f"`{name}` must be a positive integer, got {size!r}.")
+        dtype = default_float(dtype)
+        if not jnp.issubdtype(dtype, jnp.floating):
+            raise ValueError(
+                f"`dtype` is the real dtype of the parameters (e.g. float32), got "
+                f"{dtype}; the state's complex dtype follows from it."
+            )
+        D, P = state_size, input_size
+        keys = iter(jr.split(key, 20))
+        r = 1 / math.sqrt(D)
+
+        def ref(shape):
+            return uniform(next(keys), shape, -r, r, dtype)
+
+        def self_param(name):
+            real = ref((D,))
+            if name not in complex_parameters:
+                return real
+            imag = ref((D,))
+            return jax.lax.complex(real, imag)
+
+        self.sigma_u, self.mu_u = ref((P,)), ref((P,))
+        self.g_leak, self.e_leak = ref((D,)), ref((D,))
+        self.W_u, self.H_u = ref((D, P)), ref((D, P))
+        self.sigma_x, self.mu_x = self_param("sigma_x"), self_param("mu_x")
+        self.w_x, self.h_x = self_param("w_x"), self_param("h_x")
+        if elastance == "none":
+            self.kappa = self.beta = None
+        else:
+            self.kappa, self.beta = ref((D,)), ref((D,))
+        self.half_width = ref((D,)) if elastance == "symmetric" else None
+        self.state_size = D
+        self.input_size = P
+        self.elastance = elastance
+        self.complex_parameters = tuple(
+            p for p in _COMPLEX_CHOICES if p in complex_parameters
+        )
+
+    @property
+    def state_dtype(self) -> jnp.dtype:
+        """The complex dtype of the state (complex64 for float32 parameters)."""
+        return _complex_dtype(self.g_leak.dtype)
+
+    @staticmethod
+    def as_real(x: Inexact[Array, "*batch D"]) -> Float[Array, "*batch 2*D"]:
+        r"""$[\operatorname{Re} x; \operatorname{Im} x]$ along the last axis: a real
+        linear map of this is the real part of a complex linear map of `x`."""
+        return jnp.concatenate([jnp.real(x), jnp.imag(x)], axis=-1)
+
+    def drive(self, u: Float[Array, " P"]) -> tuple[Array, Array]:
+        r"""Input-only (real) terms: $g_\text{leak} + W_u s_u$ and
+        $g_\text{leak} + H_u s_u$."""
+        s_u = jax.nn.sigmoid(self.sigma_u * (u - self.mu_u))
+        return self.g_leak + self.W_u @ s_u, self.g_leak + self.H_u @ s_u
+
+    def affine_form(self, x, drive):
+        if not jnp.iscomplexobj(x):
+            raise TypeError(
+                f"ComplexLRC has a complex state, but got x of dtype {x.dtype}: start "
+                "the solvers from a complex x0, e.g. "
+                "`jnp.zeros(neuron.state_size, neuron.state_dtype)`."
+            )
+        f_u, z_u = drive
+        c = lambda a: a.astype(x.dtype)
+        s_x = jax.nn.sigmoid(c(self.sigma_x) * (x - c(self.mu_x)))
+        A = -jax.nn.sigmoid(c(f_u) + c(self.w_x) * s_x)
+        b = c(self.e_leak) * jnp.tanh(c(z_u) + c(self.h_x) * s_x)
+        if self.elastance != "none":
+            pre = c(self.kappa) * x + c(self.beta)
+            if self.elastance == "asymmetric":
+                eps = jax.nn.sigmoid(pre)
+            else:
+                w = c(self.half_width)
+                eps = jax.nn.sigmoid(pre + w) - jax.nn.sigmoid(pre - w)
+            A, b = A * eps, b * eps
+        return A, b
+
+    def driven_vector_field(self, x, drive):
+        A, b = self.affine_form(x, drive)
+        return A * x + b
+
+    def vector_field(
+        self, x: Complex[Array, " D"], u: Float[Array, " P"]
+    ) -> Complex[Array, " D"]:
+        return self.driven_vector_field(x, self.drive(u))

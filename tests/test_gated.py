@@ -1,0 +1,210 @@
+"""Diagonal gated cells (GRU, MGU, LSTM), and the three views agreeing for every
+built-in neuron."""
+
+import math
+import warnings
+
+import diffrax
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import lrc_toolkit as lt
+
+from .helpers import max_abs_diff, python_loop
+
+
+D, P, T = 3, 2, 12
+
+# name -> (constructor(key, dtype), method, dt)
+BUILTINS = {
+    "lrc": (lambda k, d: lt.LRC(D, P, dtype=d, key=k), None, 1.0),
+    "lrc_symmetric": (
+        lambda k, d: lt.LRC(D, P, elastance="symmetric", dtype=d, key=k),
+        None,
+        1.0,
+    ),
+    "lrc_input_elastance": (
+        lambda k, d: lt.LRC(D, P, input_elastance=True, dtype=d, key=k),
+        None,
+        1.0,
+    ),
+    "lrc_biophysical": (
+        lambda k, d: lt.LRC(D, P, init="biophysical", dtype=d, key=k),
+        None,
+        1.0,
+    ),
+    "stc": (lambda k, d: lt.STC(D, P, dtype=d, key=k), None, 1.0),
+    "lrc_A(u)b(x,u)": (
+        lambda k, d: lt.LRC(
+            D, P, elastance="none", state_dependence="update", dtype=d, key=k
+        ),
+        None,
+        1.0,
+    ),
+    "lrc_A(u)b(u)": (
+        lambda k, d: lt.LRC(
+            D, P, elastance="none", state_dependence="none", dtype=d, key=k
+        ),
+        None,
+        1.0,
+    ),
+    "gru": (lambda k, d: lt.GRUNeuron(D, P, dtype=d, key=k), None, 1.0),
+    "mgu": (lambda k, d: lt.MGUNeuron(D, P, dtype=d, key=k), None, 1.0),
+    "lstm": (lambda k, d: lt.LSTMNeuron(D, P, dtype=d, key=k), None, 1.0),
+    "complex_lrc": (lambda k, d: lt.ComplexLRC(D, P, dtype=d, key=k), None, 1.0),
+    "dense_lrc": (lambda k, d: lt.DenseLRC(D, P, dtype=d, key=k), "dense", 1.0),
+    # LTC's conductances make explicit Euler at Δt = 1 unstable; use Δt = 0.1.
+    "ltc": (lambda k, d: lt.LTC(D, P, dtype=d, key=k), "dense", 0.1),
+}
+
+
+def _x0(neuron, dtype, key):
+    x0 = 0.5 * jax.random.normal(key, (D,), dtype)
+    if isinstance(neuron, lt.ComplexLRC):
+        x0 = jax.lax.complex(x0, 0.5 * x0[::-1])
+    return x0
+
+
+@pytest.mark.parametrize("dtype", [jnp.float32, jnp.float64])
+@pytest.mark.parametrize("name", list(BUILTINS))
+def test_three_views_agree(name, dtype, getkey):
+    """Parallel vs sequential vs Diffrax Euler vs a plain Python loop."""
+    make, method, dt = BUILTINS[name]
+    neuron = make(getkey(), dtype)
+    x0 = _x0(neuron, dtype, getkey())
+    inputs = jax.random.normal(getkey(), (T, P), dtype)
+    reference = python_loop(neuron, x0, inputs, dt)
+    seq = lt.solve_sequential(neuron, x0, inputs, dt=dt).states
+    par = lt.solve_parallel(neuron, x0, inputs, dt=dt, method=method)
+    ts = dt * jnp.arange(1, T + 1, dtype=dtype)
+    with warnings.catch_warnings():
+        # Diffrax warns that complex support is experimental; agreement is tested.
+        warnings.filterwarnings("ignore", "Complex dtype support", UserWarning)
+        ode = lt.solve_ode(neuron, ts, inputs, x0, solver=diffrax.Euler()).states
+    tol = 1e-5 if dtype == jnp.float32 else 1e-9
+    assert par.converged
+    assert seq.dtype == par.states.dtype == ode.dtype == x0.dtype
+    assert max_abs_diff(seq, reference) <= tol
+    assert max_abs_diff(par.states, seq) <= tol
+    assert max_abs_diff(ode, seq) <= tol
+
+
+def _sigmoid(x):
+    return 1 / (1 + np.exp(-x))
+
+
+def _np(neuron):
+    return jax.tree.map(np.asarray, neuron)
+
+
+def test_gru_is_the_standard_gru_update(getkey):
+    """Euler at Δt = 1 is the GRU of Cho et al. with diagonal recurrent matrices."""
+    neuron = lt.GRUNeuron(4, 3, dtype=jnp.float64, key=getkey())
+    p = _np(neuron)
+    inputs = np.asarray(jax.random.normal(getkey(), (10, 3), jnp.float64))
+    h = np.asarray(jax.random.normal(getkey(), (4,), jnp.float64))
+    U_z, U_r, U_h = np.diag(p.w_z), np.diag(p.w_r), np.diag(p.w_c)
+    out, state = [], h
+    for u in inputs:
+        z = _sigmoid(p.W_z @ u + U_z @ state + p.b_z)
+        r = _sigmoid(p.W_r @ u + U_r @ state + p.b_r)
+        h_tilde = np.tanh(p.W_c @ u + U_h @ (r * state) + p.b_c)
+        state = (1 - z) * state + z * h_tilde
+        out.append(state)
+    expected = np.stack(out)
+    for solve in (lt.solve_sequential, lt.solve_parallel):
+        states = solve(neuron, jnp.asarray(h), jnp.asarray(inputs)).states
+        np.testing.assert_allclose(states, expected, rtol=1e-10, atol=1e-12)
+
+
+def test_mgu_is_the_standard_mgu_update(getkey):
+    """Euler at Δt = 1 is the MGU of Zhou et al. with diagonal recurrent matrices."""
+    neuron = lt.MGUNeuron(4, 3, dtype=jnp.float64, key=getkey())
+    p = _np(neuron)
+    inputs = np.asarray(jax.random.normal(getkey(), (10, 3), jnp.float64))
+    h = np.asarray(jax.random.normal(getkey(), (4,), jnp.float64))
+    out, state = [], h
+    for u in inputs:
+        f = _sigmoid(p.W_f @ u + np.diag(p.w_f) @ state + p.b_f)
+        h_tilde = np.tanh(p.W_c @ u + np.diag(p.w_c) @ (f * state) + p.b_c)
+        state = (1 - f) * state + f * h_tilde
+        out.append(state)
+    states = lt.solve_parallel(neuron, jnp.asarray(h), jnp.asarray(inputs)).states
+    np.testing.assert_allclose(states, np.stack(out), rtol=1e-10, atol=1e-12)
+
+
+def test_lstm_is_the_cell_state_update(getkey):
+    """Euler at Δt = 1 is the LSTM cell update c_t = f c + i g, gates fed tanh(c)."""
+    neuron = lt.LSTMNeuron(4, 3, dtype=jnp.float64, key=getkey())
+    p = _np(neuron)
+    inputs = np.asarray(jax.random.normal(getkey(), (10, 3), jnp.float64))
+    c = np.asarray(jax.random.normal(getkey(), (4,), jnp.float64))
+    out, state = [], c
+    for u in inputs:
+        h = np.tanh(state)
+        i = _sigmoid(p.W_i @ u + p.w_i * h + p.b_i)
+        f = _sigmoid(p.W_f @ u + p.w_f * h + p.b_f)
+        g = np.tanh(p.W_g @ u + p.w_g * h + p.b_g)
+        state = f * state + i * g
+        out.append(state)
+    states = lt.solve_parallel(neuron, jnp.asarray(c), jnp.asarray(inputs)).states
+    np.testing.assert_allclose(states, np.stack(out), rtol=1e-10, atol=1e-12)
+
+
+GATED = {"gru": lt.GRUNeuron, "mgu": lt.MGUNeuron, "lstm": lt.LSTMNeuron}
+
+
+@pytest.mark.parametrize("name", list(GATED))
+def test_gated_structure_and_init(name, getkey):
+    neuron = GATED[name](16, 5, dtype=jnp.float32, key=getkey())
+    assert neuron.jacobian_structure == "diagonal"
+    lt.check_jacobian_structure(neuron)
+    bound = 1 / math.sqrt(16)
+    for leaf in jax.tree.leaves(neuron):
+        assert leaf.dtype == jnp.float32
+        assert float(jnp.max(jnp.abs(leaf))) <= bound
+        # Spread over the range, not a constant.
+        assert float(jnp.max(leaf) - jnp.min(leaf)) > bound / 2
+    with pytest.raises(ValueError, match="`state_size` must be a positive integer"):
+        GATED[name](0, 5, key=getkey())
+
+
+@pytest.mark.parametrize("name", list(GATED))
+def test_gated_gradients_match_autodiff_through_scan(name, getkey):
+    neuron = GATED[name](3, 2, dtype=jnp.float64, key=getkey())
+    x0 = jax.random.normal(getkey(), (3,), jnp.float64)
+    inputs = jax.random.normal(getkey(), (9, 2), jnp.float64)
+    weights = jax.random.normal(getkey(), (9, 3), jnp.float64)
+
+    def loss(solve, args):
+        neuron, x0, inputs = args
+        return jnp.sum(weights * jnp.sin(solve(neuron, x0, inputs).states))
+
+    grads = [
+        eqx.filter_grad(lambda a: loss(solve, a))((neuron, x0, inputs))
+        for solve in (lt.solve_sequential, lt.solve_parallel)
+    ]
+    assert max_abs_diff(grads[0], grads[1]) <= 1e-9
+
+
+@pytest.mark.parametrize("name", list(GATED))
+def test_gated_semi_implicit_step(name, getkey):
+    """The affine form A x + b equals the vector field, so the semi-implicit step
+    is (x + b) / (1 - A) and both solvers evaluate it."""
+    neuron = GATED[name](3, 2, dtype=jnp.float64, key=getkey())
+    x0 = jax.random.normal(getkey(), (3,), jnp.float64)
+    inputs = jax.random.normal(getkey(), (8, 2), jnp.float64)
+    x, expected = x0, []
+    for u in inputs:
+        d = neuron.drive(u)
+        A, b = neuron.affine_form(x, d)
+        np.testing.assert_allclose(A * x + b, neuron.vector_field(x, u), rtol=1e-12)
+        x = (x + b) / (1 - A)
+        expected.append(x)
+    disc = lt.SemiImplicitEuler()
+    for solve in (lt.solve_sequential, lt.solve_parallel):
+        states = solve(neuron, x0, inputs, discretisation=disc).states
+        assert max_abs_diff(states, jnp.stack(expected)) <= 1e-10
