@@ -1,0 +1,329 @@
+from collections.abc import Hashable
+from typing import Literal
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+from jax.sharding import AxisType, Mesh, NamedSharding, PartitionSpec as P
+from jaxtyping import Array, ArrayLike, Inexact
+
+from .._discretise import AbstractDiscretisation, Euler
+from .._neurons.base import AbstractLiquidNeuron
+from .._solution import RESULTS, Solution
+from ._common import validate
+from .linear_scan import _combine_dense, _combine_diagonal
+from .parallel import solve_parallel
+
+
+def _check_mesh(mesh, axis_name) -> None:
+    if not isinstance(mesh, Mesh):
+        raise TypeError(
+            "`mesh` must be a `jax.sharding.Mesh`, e.g. "
+            "`jax.make_mesh((jax.device_count(),), ('time',))`; got "
+            f"{type(mesh).__name__}."
+        )
+    if axis_name not in mesh.axis_names:
+        raise ValueError(
+            f"`axis_name={axis_name!r}` is not an axis of the mesh, whose axes are "
+            f"{mesh.axis_names}. Pass the name of the mesh axis to shard time over."
+        )
+
+
+def _time_sharded(x, mesh, axis_name):
+    """Lay `x` out along `axis_name` on its leading (time) axis: `jax.reshard` on a
+    mesh axis of type `Explicit`, a sharding constraint on an `Auto` one."""
+    spec = P(axis_name, *(None,) * (x.ndim - 1))
+    sharding = NamedSharding(mesh, spec)
+    if mesh._name_to_type[axis_name] == AxisType.Explicit:
+        return jax.reshard(x, sharding)
+    return jax.lax.with_sharding_constraint(x, sharding)
+
+
+def _auto(mesh):
+    return Mesh(
+        mesh.devices, mesh.axis_names, axis_types=(AxisType.Auto,) * mesh.devices.ndim
+    )
+
+
+def _replicated(x, mesh):
+    sharding = NamedSharding(mesh, P())
+    if any(t == AxisType.Explicit for t in mesh.axis_types):
+        return jax.reshard(x, sharding)
+    return jax.lax.with_sharding_constraint(x, sharding)
+
+
+def _fold(a, b, dense, reverse):
+    """The affine map $(A, B)$ of a whole chunk, by a sequential fold: the state
+    leaving the chunk is $A x_\text{in} + B$."""
+    D = b.shape[-1]
+    eye = jnp.eye(D, dtype=a.dtype) if dense else jnp.ones((D,), a.dtype)
+
+    def step(carry, ab):
+        A, B = carry
+        a_t, b_t = ab
+        if dense:
+            return (a_t @ A, a_t @ B + b_t), None
+        return (a_t * A, a_t * B + b_t), None
+
+    (A, B), _ = jax.lax.scan(step, (eye, jnp.zeros_like(b[0])), (a, b), reverse=reverse)
+    return A, B
+
+
+def _sequential(a, b, dense, reverse):
+    def step(x, ab):
+        a_t, b_t = ab
+        x = (a_t @ x if dense else a_t * x) + b_t
+        return x, x
+
+    _, x = jax.lax.scan(step, jnp.zeros_like(b[0]), (a, b), reverse=reverse)
+    return x
+
+
+def _chunk_recurrence(a, b, axis_name, reverse, scan):
+    """The body run by each device on its chunk of the time axis.
+
+    1. The chunk's summary: the affine map $(A_c, B_c)$ from the state entering the
+       chunk to the state leaving it (the product of the chunk's $a$, and its
+       solution from a zero carry).
+    2. The $n$ summaries are all-gathered ($n$ pairs of size $D$ or $D^2$,
+       independent of $T$) and one tiny scan over them gives the state leaving every
+       chunk; the carry into chunk $c$ is the state leaving chunk $c - 1$ (chunk
+       $c + 1$ if `reverse`).
+    3. Each chunk applies its carry. With `scan="associative"` step 1 is an
+       associative scan whose prefix products $A_t$ and local solutions $B_t$ give
+       $x_t = B_t + A_t x_\text{in}$ at once. With `scan="sequential"` (less work,
+       the fast choice on CPUs) step 1 is a fold and step 3 a second pass with the
+       carry folded into the chunk's first offset, $b_1 \leftarrow b_1 + a_1 x_\text{in}$.
+    """
+    dense = a.ndim == b.ndim + 1
+    edge = 0 if reverse else -1
+    if scan == "associative":
+        combine = _combine_dense if dense else _combine_diagonal
+        cum_a, local = jax.lax.associative_scan(combine, (a, b), reverse=reverse)
+        summary_a, summary_b = cum_a[edge], local[edge]
+    else:
+        summary_a, summary_b = _fold(a, b, dense, reverse)
+    summaries_a = jax.lax.all_gather(summary_a, axis_name)  # (n, D) or (n, D, D)
+    summaries_b = jax.lax.all_gather(summary_b, axis_name)  # (n, D)
+    leaving = _sequential(summaries_a, summaries_b, dense, reverse)
+    zero = jnp.zeros_like(leaving[:1])
+    if reverse:
+        incoming = jnp.concatenate([leaving[1:], zero], axis=0)
+    else:
+        incoming = jnp.concatenate([zero, leaving[:-1]], axis=0)
+    carry = incoming[jax.lax.axis_index(axis_name)]
+    if scan == "associative":
+        if dense:
+            return local + jnp.einsum("tij,j->ti", cum_a, carry)
+        return local + cum_a * carry
+    first = -1 if reverse else 0  # the step the carry enters at
+    kick = a[first] @ carry if dense else a[first] * carry
+    return _sequential(a, b.at[first].add(kick), dense, reverse)
+
+
+def sharded_linear_recurrence(
+    a: Inexact[Array, "T D"] | Inexact[Array, "T D D"],
+    b: Inexact[Array, "T D"],
+    *,
+    mesh: Mesh,
+    axis_name: Hashable = "time",
+    reverse: bool = False,
+    scan: Literal["auto", "associative", "sequential"] = "auto",
+) -> Inexact[Array, "T D"]:
+    r"""Solve $x_t = a_t x_{t-1} + b_t$ ($x_0 = 0$) with the time axis sharded over
+    one axis of a device mesh: the drop-in, multi-device counterpart of
+    [`linear_recurrence`][lrc_toolkit.linear_recurrence].
+
+    Each of the $n$ devices along `axis_name` holds a chunk of $T/n$ steps and runs
+    the associative scan on it alone; the chunks' affine summaries
+    $(A_c, B_c)$ (the map from the state entering chunk $c$ to the state leaving it)
+    are all-gathered and combined by a scan of length $n$; each chunk then applies
+    its incoming carry, $x_t = B_t + A_t\, x_\text{in}$. Communication per call is
+    one all-gather of $n$ summaries of size $D$ (diagonal) or $D^2$ (dense),
+    independent of $T$. Runs under `jax.shard_map`; differentiable.
+
+    When $T$ is not a multiple of $n$ the sequence is padded with
+    $(a, b) = (0, 0)$ steps at its end (which leave the solution unchanged in both
+    directions) and the padding is dropped from the result.
+
+    **Arguments:**
+
+    - `a`: the transitions, diagonal `(T, D)` or dense `(T, D, D)`.
+    - `b`: the offsets, `(T, D)`.
+    - `mesh`: a `jax.sharding.Mesh`.
+    - `axis_name`: the mesh axis to shard time over; other mesh axes replicate.
+    - `reverse`: solve $x_t = a_t x_{t+1} + b_t$ backwards in time instead.
+    - `scan`: the algorithm within each chunk: `"associative"` ($O(\log(T/n))$
+        depth, the choice for GPUs and TPUs), `"sequential"` (a fold then a second
+        pass, the least work: the choice for CPUs), or `"auto"` (by the platform of
+        the mesh's devices).
+
+    **Returns:**
+
+    The states $x_1, \dots, x_T$, shape `(T, D)`, sharded along `axis_name`.
+    """
+    _check_mesh(mesh, axis_name)
+    if a.ndim not in (b.ndim, b.ndim + 1) or b.ndim != 2 or a.shape[0] != b.shape[0]:
+        raise ValueError(
+            f"Expected `a` of shape (T, D) or (T, D, D) and `b` of shape (T, D); got "
+            f"{a.shape} and {b.shape}."
+        )
+    if scan not in ("auto", "associative", "sequential"):
+        raise ValueError(
+            f"`scan` must be 'auto', 'associative' or 'sequential', got {scan!r}."
+        )
+    if scan == "auto":
+        cpu = mesh.devices.flat[0].platform == "cpu"
+        scan = "sequential" if cpu else "associative"
+    T = b.shape[0]
+    n = mesh.shape[axis_name]
+    pad = (-T) % n
+    if pad:
+        a = jnp.concatenate([a, jnp.zeros((pad,) + a.shape[1:], a.dtype)], axis=0)
+        b = jnp.concatenate([b, jnp.zeros((pad,) + b.shape[1:], b.dtype)], axis=0)
+    a, b = _time_sharded(a, mesh, axis_name), _time_sharded(b, mesh, axis_name)
+    spec_a = P(axis_name, *(None,) * (a.ndim - 1))
+    spec_b = P(axis_name, None)
+    body = lambda a, b: _chunk_recurrence(a, b, axis_name, reverse, scan)
+    x = jax.shard_map(
+        body, mesh=mesh, in_specs=(spec_a, spec_b), out_specs=spec_b, check_vma=False
+    )(a, b)
+    if pad:
+        # Unequal chunks cannot stay sharded: gather, then drop the padding.
+        x = _replicated(x, mesh)[:T]
+    return x
+
+
+class _ShardedRecurrence(eqx.Module):
+    """`sharded_linear_recurrence` as the `recurrence` of the Newton loop. A Module
+    (hashable, compared by value) so that repeated solves hit the compilation cache."""
+
+    mesh: Mesh = eqx.field(static=True)
+    axis_name: Hashable = eqx.field(static=True)
+
+    def __call__(self, a, b, reverse=False):
+        return sharded_linear_recurrence(
+            a, b, mesh=self.mesh, axis_name=self.axis_name, reverse=reverse
+        )
+
+
+def _pad_time(x, pad):
+    """Repeat the last step `pad` times; the copies carry no gradient."""
+    tail = jax.lax.stop_gradient(jnp.repeat(x[-1:], pad, axis=0))
+    return jnp.concatenate([x, tail], axis=0)
+
+
+def solve_parallel_sharded(
+    neuron: AbstractLiquidNeuron,
+    x0: Inexact[ArrayLike, " D"],
+    inputs: Inexact[ArrayLike, "T P"],
+    *,
+    mesh: Mesh,
+    axis_name: Hashable = "time",
+    dt: ArrayLike = 1.0,
+    discretisation: AbstractDiscretisation = Euler(),
+    method: Literal["newton", "quasi", "dense"] | None = None,
+    rtol: float | None = None,
+    atol: float | None = None,
+    max_iters: int | None = None,
+    init: Inexact[ArrayLike, "T D"] | None = None,
+    throw: bool = True,
+) -> Solution:
+    r"""[`solve_parallel`][lrc_toolkit.solve_parallel] with the time axis sharded
+    across the devices of a mesh (sequence parallelism), for sequences too long for
+    one device.
+
+    The Newton iteration is exactly `solve_parallel`'s: the inputs, the iterate and
+    every per-step quantity ($\Phi$, its Jacobian, the update) are laid out along
+    `axis_name` of `mesh`, so each device evaluates the neuron on its own chunk of
+    time steps, and the linear recurrence of each Newton step is solved by
+    [`sharded_linear_recurrence`][lrc_toolkit.sharded_linear_recurrence] (chunk
+    scans + an all-gather of the chunks' affine summaries). The convergence test is
+    a reduction over the whole, sharded, time axis, so all devices stop together.
+    Gradients use the same fixed-point adjoint as `solve_parallel`, whose reverse
+    recurrence is sharded the same way.
+
+    When $T$ is not a multiple of the number of devices along `axis_name`, the
+    sequence is padded at its end by repeating the last input (and `dt`, `init`) and
+    the padded steps are dropped from the result; they cannot affect earlier states
+    (the recurrence is causal) and receive no gradient.
+
+    Call it inside `jax.jit` (or `eqx.filter_jit`) for speed; batch with `jax.vmap`.
+
+    **Arguments:**
+
+    - `neuron`, `x0`, `inputs`, `dt`, `discretisation`, `method`, `rtol`, `atol`,
+        `max_iters`, `init`, `throw`: as for [`solve_parallel`][lrc_toolkit.solve_parallel].
+        `max_iters` defaults to the padded length.
+    - `mesh`: a `jax.sharding.Mesh`, e.g.
+        `jax.make_mesh((jax.device_count(),), ("time",))`.
+    - `axis_name`: the mesh axis to shard time over (default `"time"`); the
+        computation is replicated over the mesh's other axes.
+
+    **Returns:**
+
+    A [`Solution`][lrc_toolkit.Solution] as from `solve_parallel`, with `states` of
+    shape `(T, D)` sharded along `axis_name`.
+    """
+    _check_mesh(mesh, axis_name)
+    # The Newton loop is written for automatic (GSPMD) partitioning, e.g. its shift
+    # by one time step crosses chunk boundaries; run it on the same devices with
+    # every mesh axis of type `Auto`.
+    for leaf in jax.tree.leaves(
+        eqx.filter((neuron, x0, inputs, dt, init), eqx.is_array)
+    ):
+        if any(
+            t == AxisType.Explicit for t in jax.typeof(leaf).sharding.mesh.axis_types
+        ):
+            raise ValueError(
+                "`solve_parallel_sharded` got an array sharded on a mesh with "
+                "`Explicit` axes. Pass unsharded (or `Auto`-mesh) arrays, e.g. build "
+                "the mesh with `jax.make_mesh(shape, names, axis_types=(AxisType.Auto,)"
+                " * len(names))` or `jax.sharding.Mesh(devices, names)`."
+            )
+    mesh = _auto(mesh)
+    # Shape and type checks at trace time only: `solve_parallel` repeats them with
+    # its run-time value checks, which are not worth doing twice.
+    x0_, inputs_, dt_ = jax.eval_shape(lambda: validate(neuron, x0, inputs, dt))
+    x0 = jnp.asarray(x0).astype(x0_.dtype)
+    inputs = jnp.asarray(inputs).astype(inputs_.dtype)
+    dt = jnp.broadcast_to(jnp.asarray(dt).astype(dt_.dtype), dt_.shape)
+    T, D = inputs.shape[0], x0.shape[0]
+    if init is not None:
+        init = jnp.asarray(init, dtype=x0.dtype)
+        if init.shape != (T, D):
+            raise ValueError(
+                f"`init` must have shape (T, D) = ({T}, {D}), got {init.shape}."
+            )
+    else:
+        init = jnp.zeros((T, D), x0.dtype)
+    n = mesh.shape[axis_name]
+    pad = (-T) % n
+    if pad:
+        inputs, dt, init = (_pad_time(x, pad) for x in (inputs, dt, init))
+    inputs, dt, init = (_time_sharded(x, mesh, axis_name) for x in (inputs, dt, init))
+    sol = solve_parallel(
+        neuron,
+        x0,
+        inputs,
+        dt=dt,
+        discretisation=discretisation,
+        method=method,
+        rtol=rtol,
+        atol=atol,
+        max_iters=max_iters,
+        init=init,
+        throw=False,
+        recurrence=_ShardedRecurrence(mesh, axis_name),
+    )
+    states = sol.states
+    if throw:
+        # `eqx.error_if` places its `lax.cond` on one device, which would gather the
+        # sharded states there; check a scalar instead and tie it to the states.
+        failed = sol.result != RESULTS.successful
+        zero = sol.result.error_if(jnp.zeros((), states.dtype), failed)
+        states = states + zero
+    states = _time_sharded(states, mesh, axis_name)
+    if pad:
+        states = states[:T]
+    return eqx.tree_at(lambda s: s.states, sol, states)
