@@ -15,9 +15,11 @@ class RESULTS(diffrax.RESULTS):  # pyright: ignore
         "`lrc_toolkit.transition_factors`)."
     )
     newton_nonfinite = (
-        "The parallel Newton iteration produced NaN or infinite states. The recurrence "
-        "itself may be unstable (large parameters or step size), or Newton diverged: "
-        "try `solve_sequential`, a smaller `dt`, or the semi-implicit discretisation."
+        "The parallel Newton iteration produced NaN, infinite or overflowing states. "
+        "The recurrence itself may be unstable (large parameters or step size), or "
+        "Newton diverged on a locally expanding recurrence: try "
+        "`fallback='sequential'`, damped Newton (`damping=1.0`), a smaller `dt`, or "
+        "the semi-implicit discretisation."
     )
 
 
@@ -43,6 +45,6 @@ class Solution(eqx.Module):
     stats: dict = eqx.field(default_factory=dict)
 
     @property
-    def converged(self) -> Bool[Array, ""]:
+    def converged(self) -> Bool[Array, "*batch"]:
         """Whether the solve succeeded (`result == RESULTS.successful`)."""
         return jnp.asarray(self.result == RESULTS.successful)

@@ -17,7 +17,7 @@ def max_abs_diff(x, y) -> float:
 def python_loop(neuron, x0, inputs, dt=1.0):
     """The explicit-Euler recurrence as a plain Python loop over `vector_field`: the
     independent reference for every solver."""
-    f = jax.jit(neuron.vector_field)
+    f = eqx.filter_jit(lambda x, u: neuron.vector_field(x, u))
     dts = np.broadcast_to(np.asarray(dt), (inputs.shape[0],))
     x, out = x0, []
     for u, h in zip(inputs, dts):

@@ -35,7 +35,8 @@ class LRC(AbstractLiquidNeuron):
     with the elastance $\epsilon$ one of
 
     - `"asymmetric"`: $\epsilon = \sigma(\kappa \odot x + \beta)$ (the default),
-    - `"symmetric"`: $\epsilon = \sigma(\kappa \odot x + \beta + s) - \sigma(\kappa \odot x + \beta - s)$,
+    - `"symmetric"`: $\epsilon = \sigma(\kappa \odot x + \beta + |s|) - \sigma(\kappa \odot x + \beta - |s|)$
+        (the absolute value keeps $\epsilon \ge 0$, so that $A \le 0$),
     - `"none"`: $\epsilon = 1$ (the STC neuron, see [`STC`][lrc_toolkit.STC]),
 
     and, with `input_elastance=True`, $\kappa \odot x + K_u u + \beta$ in place of
@@ -197,9 +198,8 @@ class LRC(AbstractLiquidNeuron):
             if self.elastance == "asymmetric":
                 eps = jax.nn.sigmoid(pre)
             else:
-                eps = jax.nn.sigmoid(pre + self.half_width) - jax.nn.sigmoid(
-                    pre - self.half_width
-                )
+                width = jnp.abs(self.half_width)  # keeps the elastance >= 0
+                eps = jax.nn.sigmoid(pre + width) - jax.nn.sigmoid(pre - width)
             A, b = A * eps, b * eps
         return A, b
 
