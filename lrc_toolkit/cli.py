@@ -133,7 +133,14 @@ def add_evaluate_parser(subparsers) -> None:
     p.set_defaults(func=run_evaluate)
 
 
-SUBCOMMANDS: list[Callable[[Any], None]] = [add_train_parser, add_evaluate_parser]
+from ._cli_compare import add_compare_parser  # noqa: E402
+
+
+SUBCOMMANDS: list[Callable[[Any], None]] = [
+    add_train_parser,
+    add_evaluate_parser,
+    add_compare_parser,
+]
 
 
 def build_parser() -> argparse.ArgumentParser:
