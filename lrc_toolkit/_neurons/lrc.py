@@ -62,6 +62,7 @@ class LRC(AbstractLiquidNeuron):
     input_size: int = eqx.field(static=True)
     elastance: str = eqx.field(static=True)
     state_dependence: str = eqx.field(static=True)
+    rho: float | None = eqx.field(static=True)
     jacobian_structure: ClassVar[Literal["diagonal"]] = "diagonal"
 
     sigma_u: Float[Array, " P"]
@@ -88,6 +89,7 @@ class LRC(AbstractLiquidNeuron):
         input_elastance: bool = False,
         init: Literal["reference", "biophysical"] = "reference",
         state_dependence: Literal["full", "update", "none"] = "full",
+        rho: float | None = None,
         dtype=None,
         key: PRNGKeyArray,
     ):
@@ -106,6 +108,12 @@ class LRC(AbstractLiquidNeuron):
             `"full"` is $A(x,u), b(x,u)$; `"update"` removes the self-synapse from
             the forget conductance, $A(u), b(x,u)$ (with elastance `"none"`);
             `"none"` removes it from both, $A(u), b(u)$.
+        - `rho`: the optional $\rho$-clamp of the paper's Lemma 1 / Theorem 1, a
+            radius $0 < \rho < 1$. The forget term becomes
+            $A = -(1 - \rho) - \rho\,\sigma(f) \odot \epsilon$, so that the frozen
+            Euler transition factor at $\Delta t = 1$ is
+            $1 + A = \rho\,(1 - \sigma(f)\,\epsilon) \in (0, \rho]$ (for a
+            non-negative elastance). Default `None`: no clamp.
         - `dtype`: the floating dtype of the parameters (default: JAX's default).
         - `key`: a `jax.random.key` for the initialisation.
         """
@@ -167,6 +175,9 @@ class LRC(AbstractLiquidNeuron):
         self.input_size = P
         self.elastance = elastance
         self.state_dependence = state_dependence
+        if rho is not None and not 0 < rho < 1:
+            raise ValueError(f"`rho` must lie in (0, 1), got {rho!r}.")
+        self.rho = rho
 
     @property
     def input_elastance(self) -> bool:
@@ -201,6 +212,8 @@ class LRC(AbstractLiquidNeuron):
                 width = jnp.abs(self.half_width)  # keeps the elastance >= 0
                 eps = jax.nn.sigmoid(pre + width) - jax.nn.sigmoid(pre - width)
             A, b = A * eps, b * eps
+        if self.rho is not None:
+            A = -(1 - self.rho) + self.rho * A
         return A, b
 
     def driven_vector_field(self, x, drive):
