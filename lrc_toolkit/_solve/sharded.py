@@ -80,7 +80,7 @@ def _sequential(a, b, dense, reverse):
 
 
 def _chunk_recurrence(a, b, axis_name, reverse, scan):
-    """The body run by each device on its chunk of the time axis.
+    r"""The body run by each device on its chunk of the time axis.
 
     1. The chunk's summary: the affine map $(A_c, B_c)$ from the state entering the
        chunk to the state leaving it (the product of the chunk's $a$, and its
@@ -320,8 +320,9 @@ def solve_parallel_sharded(
     if throw:
         # `eqx.error_if` places its `lax.cond` on one device, which would gather the
         # sharded states there; check a scalar instead and tie it to the states.
-        failed = sol.result != RESULTS.successful
-        zero = sol.result.error_if(jnp.zeros((), states.dtype), failed)
+        result = jax.lax.stop_gradient(sol.result)
+        failed = result != RESULTS.successful
+        zero = result.error_if(jnp.zeros((), states.dtype), failed)
         states = states + zero
     states = _time_sharded(states, mesh, axis_name)
     if pad:
