@@ -13,7 +13,13 @@ from ._discretise import (
     SemiImplicitEuler as SemiImplicitEuler,
 )
 from ._neurons.base import AbstractLiquidNeuron as AbstractLiquidNeuron
+from ._neurons.complex_lrc import ComplexLRC as ComplexLRC
 from ._neurons.dense_lrc import DenseLRC as DenseLRC
+from ._neurons.gated import (
+    GRUNeuron as GRUNeuron,
+    LSTMNeuron as LSTMNeuron,
+    MGUNeuron as MGUNeuron,
+)
 from ._neurons.lrc import LRC as LRC, STC as STC
 from ._neurons.ltc import LTC as LTC
 from ._solution import RESULTS as RESULTS, Solution as Solution

@@ -64,23 +64,27 @@ def check_jacobian_structure(
             f"got {neuron.jacobian_structure!r}."
         )
     dtype = _param_dtype(neuron)
+    # A neuron may declare a `state_dtype` other than its parameters' (complex for
+    # `ComplexLRC`); its Jacobian is then the holomorphic derivative.
+    state_dtype = jnp.dtype(getattr(neuron, "state_dtype", dtype))
+    holomorphic = jnp.issubdtype(state_dtype, jnp.complexfloating)
     key = jr.key(0) if key is None else key
     kx, ku = jr.split(key)
     D, P = neuron.state_size, neuron.input_size
-    xs = scale * jr.normal(kx, (num_points, D), dtype)
+    xs = scale * jr.normal(kx, (num_points, D), state_dtype)
     us = scale * jr.normal(ku, (num_points, P), dtype)
     out = jax.eval_shape(neuron.vector_field, xs[0], us[0])
-    if out.shape != (D,) or out.dtype != dtype:
+    if out.shape != (D,) or out.dtype != state_dtype:
         raise ValueError(
             f"{type(neuron).__name__}.vector_field(x, u) returned shape {out.shape} and "
-            f"dtype {out.dtype} for x of shape ({D},) and dtype {dtype}. It must return "
+            f"dtype {out.dtype} for x of shape ({D},) and dtype {state_dtype}. It must return "
             "dx/dt with the shape and dtype of x: check matrix orientations (W @ u for W "
             "of shape (D, P)) and that no float64 constants are mixed in."
         )
     if neuron.jacobian_structure == "dense":
         return None
-    jac = jax.vmap(jax.jacfwd(neuron.vector_field))(xs, us)
-    off = jnp.abs(jac * (1 - jnp.eye(D, dtype=dtype)))
+    jac = jax.vmap(jax.jacfwd(neuron.vector_field, holomorphic=holomorphic))(xs, us)
+    off = jnp.where(jnp.eye(D, dtype=bool), 0, jnp.abs(jac))
     diag_scale = jnp.maximum(jnp.max(jnp.abs(jnp.diagonal(jac, axis1=1, axis2=2))), 1.0)
     tol = 100 * jnp.finfo(dtype).eps * diag_scale if tol is None else tol
     coupled = np.argwhere(np.asarray(jnp.max(off, axis=0)) > tol)

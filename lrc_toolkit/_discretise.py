@@ -46,6 +46,7 @@ class Euler(AbstractDiscretisation):
     discretisation (with $\Delta t = 1$)."""
 
     def step(self, neuron, x, drive, dt):
+        dt = jnp.asarray(dt).astype(x.dtype)  # a real step for a complex state too
         return x + dt * neuron.driven_vector_field(x, drive)
 
 
@@ -75,7 +76,7 @@ class SemiImplicitEuler(AbstractDiscretisation):
             )
 
     def step(self, neuron, x, drive, dt):
-        h = dt / self.substeps
+        h = jnp.asarray(dt).astype(x.dtype) / self.substeps
         for _ in range(self.substeps):
             A, b = neuron.affine_form(x, drive)
             x = (x + h * b) / (1 - h * A)

@@ -60,8 +60,13 @@ class ComplexLRC(AbstractLiquidNeuron):
     but not complex-linear derivative, which one complex number per neuron cannot
     represent: write such a neuron on a real state of twice the size instead.
 
-    Parameters are created in the real `dtype`; the complex ones in the matching
-    complex dtype, with real and imaginary parts uniform in $\pm 1/\sqrt{D}$.
+    **Parameters are stored real.** A complex parameter $p$ is the pair of real
+    fields `p` and `p_imag` (e.g. `w_x`, `w_x_imag`), each drawn uniformly in
+    $\pm 1/\sqrt{D}$ and combined inside the vector field. Every leaf of the
+    module is therefore real, so a real loss has real gradients that any optimiser
+    descends correctly. (JAX's gradient of a real function of a complex *leaf* is
+    the conjugate of the steepest-descent direction, so `optax` applied to complex
+    leaves would ascend in their imaginary parts.)
     """
 
     state_size: int = eqx.field(static=True)
@@ -76,10 +81,14 @@ class ComplexLRC(AbstractLiquidNeuron):
     W_u: Float[Array, "D P"]
     H_u: Float[Array, "D P"]
     e_leak: Float[Array, " D"]
-    sigma_x: Inexact[Array, " D"]
-    mu_x: Inexact[Array, " D"]
-    w_x: Inexact[Array, " D"]
-    h_x: Inexact[Array, " D"]
+    sigma_x: Float[Array, " D"]
+    mu_x: Float[Array, " D"]
+    w_x: Float[Array, " D"]
+    h_x: Float[Array, " D"]
+    sigma_x_imag: Float[Array, " D"] | None
+    mu_x_imag: Float[Array, " D"] | None
+    w_x_imag: Float[Array, " D"] | None
+    h_x_imag: Float[Array, " D"] | None
     kappa: Float[Array, " D"] | None
     beta: Float[Array, " D"] | None
     half_width: Float[Array, " D"] | None
@@ -134,18 +143,16 @@ class ComplexLRC(AbstractLiquidNeuron):
         def ref(shape):
             return uniform(next(keys), shape, -r, r, dtype)
 
-        def self_param(name):
-            real = ref((D,))
-            if name not in complex_parameters:
-                return real
-            imag = ref((D,))
-            return jax.lax.complex(real, imag)
+        def imag(name):
+            return ref((D,)) if name in complex_parameters else None
 
         self.sigma_u, self.mu_u = ref((P,)), ref((P,))
         self.g_leak, self.e_leak = ref((D,)), ref((D,))
         self.W_u, self.H_u = ref((D, P)), ref((D, P))
-        self.sigma_x, self.mu_x = self_param("sigma_x"), self_param("mu_x")
-        self.w_x, self.h_x = self_param("w_x"), self_param("h_x")
+        self.sigma_x, self.mu_x = ref((D,)), ref((D,))
+        self.w_x, self.h_x = ref((D,)), ref((D,))
+        self.sigma_x_imag, self.mu_x_imag = imag("sigma_x"), imag("mu_x")
+        self.w_x_imag, self.h_x_imag = imag("w_x"), imag("h_x")
         if elastance == "none":
             self.kappa = self.beta = None
         else:
@@ -162,6 +169,16 @@ class ComplexLRC(AbstractLiquidNeuron):
     def state_dtype(self) -> jnp.dtype:
         """The complex dtype of the state (complex64 for float32 parameters)."""
         return _complex_dtype(self.g_leak.dtype)
+
+    @property
+    def self_synapse(self) -> dict[str, Inexact[Array, " D"]]:
+        """The self-synapse parameters `w_x`, `h_x`, `sigma_x`, `mu_x`, complex
+        (`real + 1j * imag`) for those in `complex_parameters`."""
+        out = {}
+        for name in _COMPLEX_CHOICES:
+            real, imag = getattr(self, name), getattr(self, name + "_imag")
+            out[name] = real if imag is None else jax.lax.complex(real, imag)
+        return out
 
     @staticmethod
     def as_real(x: Inexact[Array, "*batch D"]) -> Float[Array, "*batch 2*D"]:
@@ -184,9 +201,10 @@ class ComplexLRC(AbstractLiquidNeuron):
             )
         f_u, z_u = drive
         c = lambda a: a.astype(x.dtype)
-        s_x = jax.nn.sigmoid(c(self.sigma_x) * (x - c(self.mu_x)))
-        A = -jax.nn.sigmoid(c(f_u) + c(self.w_x) * s_x)
-        b = c(self.e_leak) * jnp.tanh(c(z_u) + c(self.h_x) * s_x)
+        p = self.self_synapse
+        s_x = jax.nn.sigmoid(c(p["sigma_x"]) * (x - c(p["mu_x"])))
+        A = -jax.nn.sigmoid(c(f_u) + c(p["w_x"]) * s_x)
+        b = c(self.e_leak) * jnp.tanh(c(z_u) + c(p["h_x"]) * s_x)
         if self.elastance != "none":
             pre = c(self.kappa) * x + c(self.beta)
             if self.elastance == "asymmetric":

@@ -44,6 +44,29 @@ def _linearise(phi, prev, d, dt, method):
     return values, jac
 
 
+def _check_diagonal(phi, prev, d, dt, diag, name):
+    """Guard against a neuron declared diagonal that is not (its gradients would be
+    silently wrong). With `diag` the JVP along ones (the row sums of the Jacobian
+    $J$), a JVP along a fixed vector $v$ with distinct entries differs from
+    $v \\odot$ `diag` by $\\sum_{j \\neq i} J_{ij} (v_j - v_i)$, which vanishes (up to
+    rounding) exactly when $J$ is diagonal. One extra JVP of $\\Phi$."""
+    v = jax.random.uniform(jax.random.key(0), prev.shape, jnp.finfo(prev.dtype).dtype)
+    v = (0.5 + v).astype(prev.dtype)
+    _, probe = jax.jvp(lambda p: jax.vmap(phi)(p, d, dt), (prev,), (v,))
+    err = jnp.max(jnp.abs(probe - v * diag), initial=0)
+    scale = jnp.max(jnp.abs(diag), initial=0) + 1
+    tol = jnp.sqrt(jnp.finfo(prev.dtype).eps) * scale
+    return eqx.error_if(
+        diag,
+        err > tol,
+        f"{name} declares jacobian_structure='diagonal', but its step Jacobian has "
+        "off-diagonal entries, so the parallel solver's gradients would be wrong. "
+        "Find the coupled neurons with `lrc_toolkit.check_jacobian_structure`, then "
+        "either make each neuron see the state only through its own component or "
+        "declare jacobian_structure='dense' (and use method='dense' or 'quasi').",
+    )
+
+
 def _newton(
     neuron,
     discretisation,
@@ -150,10 +173,12 @@ def _solve_bwd(
     d = drives(neuron, inputs)
     exact = "newton" if neuron.jacobian_structure == "diagonal" else "dense"
     _, jac = _linearise(phi, prev, d, dt, exact)
+    if exact == "newton":
+        jac = _check_diagonal(phi, prev, d, dt, jac, type(neuron).__name__)
     if jac.ndim == 3:
         jac = jnp.swapaxes(jac, -1, -2)
-    if jnp.iscomplexobj(jac):
-        jac = jnp.conj(jac)
+    # No conjugation for complex states: JAX cotangents are transposes of the
+    # (holomorphic) JVP, λ_t = ḡ_t + J_{t+1}ᵀ λ_{t+1}, as `jax.vjp` computes them.
     next_jac = jnp.concatenate([jac[1:], jnp.zeros_like(jac[:1])], axis=0)
     lam = recurrence(next_jac, g_states, reverse=True)
 

@@ -11,7 +11,9 @@ from jaxtyping import Array, ArrayLike, Bool, Float, PRNGKeyArray
 from .._discretise import AbstractDiscretisation, Euler
 from .._neurons._init import default_float
 from .._neurons.base import AbstractLiquidNeuron
+from .._neurons.complex_lrc import ComplexLRC
 from .._neurons.dense_lrc import DenseLRC
+from .._neurons.gated import GRUNeuron, LSTMNeuron, MGUNeuron
 from .._neurons.lrc import LRC, STC
 from .._neurons.ltc import LTC
 from .._solve.ode import solve_ode
@@ -31,6 +33,24 @@ NEURONS: dict[str, NeuronFactory] = {
     "stc": STC,
     "dense-lrc": DenseLRC,
     "ltc": LTC,
+    # The paper's ablations (Tables 8-11): diagonal gated cells, LRC without state
+    # dependence in A (and b), complex self-synapses.
+    "gru": GRUNeuron,
+    "mgu": MGUNeuron,
+    "lstm": LSTMNeuron,
+    "lrc-au-bxu": lambda D, P, **kw: LRC(
+        D, P, elastance="none", state_dependence="update", **kw
+    ),
+    "lrc-au-bu": lambda D, P, **kw: LRC(
+        D, P, elastance="none", state_dependence="none", **kw
+    ),
+    "complex-lrc-gk": lambda D, P, **kw: ComplexLRC(
+        D, P, complex_parameters=("w_x", "h_x"), **kw
+    ),
+    "complex-lrc-gka": lambda D, P, **kw: ComplexLRC(
+        D, P, complex_parameters=("w_x", "h_x", "sigma_x"), **kw
+    ),
+    "complex-lrc": ComplexLRC,
 }
 
 _SOLVERS = ("parallel", "sequential", "ode")
@@ -88,8 +108,13 @@ class LiquidBlock(eqx.Module):
             )
         self.norm_in = eqx.nn.LayerNorm(hidden_size, dtype=dtype)
         self.neuron = neuron
+        # A complex state (e.g. `ComplexLRC`) is read out as [Re x; Im x]: the MLP's
+        # first linear layer on it is Re(C x) for a learned complex C.
+        complex_state = jnp.issubdtype(
+            getattr(neuron, "state_dtype", dtype), jnp.complexfloating
+        )
         self.mlp = eqx.nn.MLP(
-            state_size,
+            2 * state_size if complex_state else state_size,
             hidden_size,
             hidden_size,
             1,
@@ -102,6 +127,8 @@ class LiquidBlock(eqx.Module):
     def __call__(self, h: Float[Array, "T H"], liquid: Callable) -> Float[Array, "T H"]:
         u = jax.vmap(self.norm_in)(h)
         states = liquid(self.neuron, u)
+        if jnp.iscomplexobj(states):
+            states = jnp.concatenate([jnp.real(states), jnp.imag(states)], axis=-1)
         return jax.vmap(self.norm_out)(h + jax.vmap(self.mlp)(states))
 
 
@@ -378,7 +405,7 @@ class LrcSSM(eqx.Module):
         return cls(input_size, num_outputs, **config, key=key)
 
     def _liquid(self, neuron: AbstractLiquidNeuron, u: Float[Array, "T H"]):
-        x0 = jnp.zeros((neuron.state_size,), u.dtype)
+        x0 = jnp.zeros((neuron.state_size,), getattr(neuron, "state_dtype", u.dtype))
         if self.solver == "parallel":
             sol = solve_parallel(
                 neuron,
