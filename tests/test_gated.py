@@ -18,21 +18,13 @@ from .helpers import max_abs_diff, python_loop
 
 D, P, T = 3, 2, 12
 
-# name -> (constructor(key, dtype), method, dt)
+# name -> (constructor(key, dtype), method, dt). The LRC options not listed here
+# (biophysical init, input elastance) are checked parallel-vs-sequential in
+# test_core.py.
 BUILTINS = {
     "lrc": (lambda k, d: lt.LRC(D, P, dtype=d, key=k), None, 1.0),
     "lrc_symmetric": (
         lambda k, d: lt.LRC(D, P, elastance="symmetric", dtype=d, key=k),
-        None,
-        1.0,
-    ),
-    "lrc_input_elastance": (
-        lambda k, d: lt.LRC(D, P, input_elastance=True, dtype=d, key=k),
-        None,
-        1.0,
-    ),
-    "lrc_biophysical": (
-        lambda k, d: lt.LRC(D, P, init="biophysical", dtype=d, key=k),
         None,
         1.0,
     ),
@@ -83,7 +75,16 @@ def test_three_views_agree(name, dtype, getkey):
     with warnings.catch_warnings():
         # Diffrax warns that complex support is experimental; agreement is tested.
         warnings.filterwarnings("ignore", "Complex dtype support", UserWarning)
-        ode = lt.solve_ode(neuron, ts, inputs, x0, solver=diffrax.Euler()).states
+        # One Euler step per sample interval; forward only, so the cheapest adjoint.
+        ode = lt.solve_ode(
+            neuron,
+            ts,
+            inputs,
+            x0,
+            solver=diffrax.Euler(),
+            max_steps=1,
+            adjoint=diffrax.DirectAdjoint(),
+        ).states
     tol = 1e-5 if dtype == jnp.float32 else 1e-9
     assert par.converged
     assert seq.dtype == par.states.dtype == ode.dtype == x0.dtype
@@ -102,10 +103,10 @@ def _np(neuron):
 
 def test_gru_is_the_standard_gru_update(getkey):
     """Euler at Δt = 1 is the GRU of Cho et al. with diagonal recurrent matrices."""
-    neuron = lt.GRUNeuron(4, 3, dtype=jnp.float64, key=getkey())
+    neuron = lt.GRUNeuron(D, P, dtype=jnp.float64, key=getkey())
     p = _np(neuron)
-    inputs = np.asarray(jax.random.normal(getkey(), (10, 3), jnp.float64))
-    h = np.asarray(jax.random.normal(getkey(), (4,), jnp.float64))
+    inputs = np.asarray(jax.random.normal(getkey(), (T, P), jnp.float64))
+    h = np.asarray(jax.random.normal(getkey(), (D,), jnp.float64))
     U_z, U_r, U_h = np.diag(p.w_z), np.diag(p.w_r), np.diag(p.w_c)
     out, state = [], h
     for u in inputs:
@@ -122,10 +123,10 @@ def test_gru_is_the_standard_gru_update(getkey):
 
 def test_mgu_is_the_standard_mgu_update(getkey):
     """Euler at Δt = 1 is the MGU of Zhou et al. with diagonal recurrent matrices."""
-    neuron = lt.MGUNeuron(4, 3, dtype=jnp.float64, key=getkey())
+    neuron = lt.MGUNeuron(D, P, dtype=jnp.float64, key=getkey())
     p = _np(neuron)
-    inputs = np.asarray(jax.random.normal(getkey(), (10, 3), jnp.float64))
-    h = np.asarray(jax.random.normal(getkey(), (4,), jnp.float64))
+    inputs = np.asarray(jax.random.normal(getkey(), (T, P), jnp.float64))
+    h = np.asarray(jax.random.normal(getkey(), (D,), jnp.float64))
     out, state = [], h
     for u in inputs:
         f = _sigmoid(p.W_f @ u + np.diag(p.w_f) @ state + p.b_f)
@@ -138,10 +139,10 @@ def test_mgu_is_the_standard_mgu_update(getkey):
 
 def test_lstm_is_the_cell_state_update(getkey):
     """Euler at Δt = 1 is the LSTM cell update c_t = f c + i g, gates fed tanh(c)."""
-    neuron = lt.LSTMNeuron(4, 3, dtype=jnp.float64, key=getkey())
+    neuron = lt.LSTMNeuron(D, P, dtype=jnp.float64, key=getkey())
     p = _np(neuron)
-    inputs = np.asarray(jax.random.normal(getkey(), (10, 3), jnp.float64))
-    c = np.asarray(jax.random.normal(getkey(), (4,), jnp.float64))
+    inputs = np.asarray(jax.random.normal(getkey(), (T, P), jnp.float64))
+    c = np.asarray(jax.random.normal(getkey(), (D,), jnp.float64))
     out, state = [], c
     for u in inputs:
         h = np.tanh(state)
@@ -159,7 +160,7 @@ GATED = {"gru": lt.GRUNeuron, "mgu": lt.MGUNeuron, "lstm": lt.LSTMNeuron}
 
 @pytest.mark.parametrize("name", list(GATED))
 def test_gated_structure_and_init(name, getkey):
-    neuron = GATED[name](16, 5, dtype=jnp.float32, key=getkey())
+    neuron = GATED[name](16, P, dtype=jnp.float32, key=getkey())
     assert neuron.jacobian_structure == "diagonal"
     lt.check_jacobian_structure(neuron)
     bound = 1 / math.sqrt(16)
@@ -169,15 +170,15 @@ def test_gated_structure_and_init(name, getkey):
         # Spread over the range, not a constant.
         assert float(jnp.max(leaf) - jnp.min(leaf)) > bound / 2
     with pytest.raises(ValueError, match="`state_size` must be a positive integer"):
-        GATED[name](0, 5, key=getkey())
+        GATED[name](0, P, key=getkey())
 
 
 @pytest.mark.parametrize("name", list(GATED))
 def test_gated_gradients_match_autodiff_through_scan(name, getkey):
-    neuron = GATED[name](3, 2, dtype=jnp.float64, key=getkey())
-    x0 = jax.random.normal(getkey(), (3,), jnp.float64)
-    inputs = jax.random.normal(getkey(), (9, 2), jnp.float64)
-    weights = jax.random.normal(getkey(), (9, 3), jnp.float64)
+    neuron = GATED[name](D, P, dtype=jnp.float64, key=getkey())
+    x0 = jax.random.normal(getkey(), (D,), jnp.float64)
+    inputs = jax.random.normal(getkey(), (T, P), jnp.float64)
+    weights = jax.random.normal(getkey(), (T, D), jnp.float64)
 
     def loss(solve, args):
         neuron, x0, inputs = args
@@ -194,9 +195,9 @@ def test_gated_gradients_match_autodiff_through_scan(name, getkey):
 def test_gated_semi_implicit_step(name, getkey):
     """The affine form A x + b equals the vector field, so the semi-implicit step
     is (x + b) / (1 - A) and both solvers evaluate it."""
-    neuron = GATED[name](3, 2, dtype=jnp.float64, key=getkey())
-    x0 = jax.random.normal(getkey(), (3,), jnp.float64)
-    inputs = jax.random.normal(getkey(), (8, 2), jnp.float64)
+    neuron = GATED[name](D, P, dtype=jnp.float64, key=getkey())
+    x0 = jax.random.normal(getkey(), (D,), jnp.float64)
+    inputs = jax.random.normal(getkey(), (T, P), jnp.float64)
     x, expected = x0, []
     for u in inputs:
         d = neuron.drive(u)
@@ -205,6 +206,5 @@ def test_gated_semi_implicit_step(name, getkey):
         x = (x + b) / (1 - A)
         expected.append(x)
     disc = lt.SemiImplicitEuler()
-    for solve in (lt.solve_sequential, lt.solve_parallel):
-        states = solve(neuron, x0, inputs, discretisation=disc).states
-        assert max_abs_diff(states, jnp.stack(expected)) <= 1e-10
+    states = lt.solve_parallel(neuron, x0, inputs, discretisation=disc).states
+    assert max_abs_diff(states, jnp.stack(expected)) <= 1e-10
