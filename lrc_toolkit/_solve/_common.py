@@ -24,6 +24,27 @@ def check_discretisation(discretisation) -> None:
         )
 
 
+def check_vector_field(neuron, x, u) -> None:
+    """Trace `vector_field` once (no computation) and check that it returns the
+    shape and dtype of the state, before any solver combines it with `x` (where a
+    wrong shape would surface as an obscure broadcasting error)."""
+    out = jax.eval_shape(neuron.vector_field, x, u)
+    if getattr(out, "shape", None) != x.shape or getattr(out, "dtype", None) != x.dtype:
+        got = (
+            f"shape {out.shape} and dtype {out.dtype}"
+            if hasattr(out, "shape")
+            else f"a {type(out).__name__}"
+        )
+        raise ValueError(
+            f"{type(neuron).__name__}.vector_field(x, u) returned {got} for a state "
+            f"of shape {x.shape} and dtype {x.dtype}; `vector_field(x, u)` must return "
+            "an array of the same shape and dtype as `x`. Check matrix orientations "
+            "(W @ u for W of shape (state_size, input_size)), that the parameters "
+            "have the state's dtype, and that no constant of another dtype is mixed "
+            "in (cast with `.astype(x.dtype)`)."
+        )
+
+
 def _state_dtype(neuron, x0) -> jnp.dtype:
     return jnp.result_type(x0)
 
@@ -71,6 +92,7 @@ def validate(
     x0 = eqx.error_if(
         x0, ~jnp.all(jnp.isfinite(x0)), "`x0` contains NaN or infinite values."
     )
+    check_vector_field(neuron, x0, inputs[0])
     if dt is not None:
         dt = jnp.asarray(dt)
         real = (
