@@ -424,8 +424,7 @@ class LrcSSM(eqx.Module):
             )
         else:
             ts = self.dt * jnp.arange(1, u.shape[0] + 1, dtype=u.dtype)
-            t0 = jnp.zeros((), u.dtype)
-            sol = solve_ode(neuron, ts, u, x0, solver=self.ode_solver, t0=t0)
+            sol = solve_ode(neuron, ts, u, x0, solver=self.ode_solver, t0=0.0)
         return sol.states
 
     def _check(self, x, mask):

@@ -14,9 +14,11 @@ import jax
 _MAGIC = b"LRCKPT01"
 _DIGEST = 32  # sha256
 
-# A test hook: called half-way through writing the temporary file of a checkpoint
-# (the crash-safety tests make it sleep, then kill the process there).
-_partial_write_hook: Callable[[str], None] | None = None
+# A test hook, called as hook(path, stage) half-way through writing the temporary
+# file (stage "partial") and, with `keep_previous`, between moving the old file
+# aside and moving the new one in (stage "rotated"). The crash-safety tests make it
+# sleep or raise there, and kill the process.
+_crash_test_hook: Callable[[str, str], None] | None = None
 
 
 class CheckpointError(Exception):
@@ -57,14 +59,16 @@ def atomic_write_bytes(
         with os.fdopen(fd, "wb") as f:
             half = len(data) // 2
             f.write(data[:half])
-            if _partial_write_hook is not None:
+            if _crash_test_hook is not None:
                 f.flush()
-                _partial_write_hook(path)
+                _crash_test_hook(path, "partial")
             f.write(data[half:])
             f.flush()
             os.fsync(f.fileno())
         if keep_previous is not None and os.path.exists(path):
             os.replace(path, keep_previous)
+            if _crash_test_hook is not None:
+                _crash_test_hook(path, "rotated")
         os.replace(tmp, path)
     except BaseException:
         try:

@@ -162,6 +162,8 @@ def check_output_dir(out_dir: str | os.PathLike) -> str:
     **Raises:** `ValueError` saying which directory and why.
     """
     out_dir = os.fspath(out_dir)
+    if os.path.exists(out_dir) and not os.path.isdir(out_dir):
+        raise ValueError(f"The output path {out_dir!r} exists and is not a directory.")
     try:
         os.makedirs(out_dir, exist_ok=True)
     except OSError as e:
@@ -169,8 +171,6 @@ def check_output_dir(out_dir: str | os.PathLike) -> str:
             f"Cannot create the output directory {out_dir!r}: {e.strerror or e}. "
             "Choose a writable location."
         ) from None
-    if not os.path.isdir(out_dir):
-        raise ValueError(f"The output path {out_dir!r} exists and is not a directory.")
     try:
         fd, probe = tempfile.mkstemp(prefix=".write-test.", dir=out_dir)
         os.close(fd)
@@ -191,7 +191,7 @@ def _per_example_loss(model, x, mask, y):
     out = jax.vmap(model)(x, mask)
     if model.task == "classification":
         loss = optax.softmax_cross_entropy_with_integer_labels(out, y)
-        correct = jnp.argmax(out, axis=-1) == y
+        correct = jnp.argmax(out, axis=-1).astype(y.dtype) == y
         return loss, correct
     y = y.astype(out.dtype)
     if y.ndim == 2:  # one target per sequence: the mean output over valid steps
@@ -212,14 +212,17 @@ def _train_step(model, opt_state, optimiser, x, mask, y, weight):
         total = jnp.sum(weight * loss) / jnp.sum(weight)
         return total, (
             jnp.sum(weight * loss),
-            jnp.sum(jnp.where(weight > 0, correct, 0)),
+            jnp.sum((weight > 0) & correct),
         )
 
     (_, (loss_sum, num_correct)), grads = eqx.filter_value_and_grad(
         batch_loss, has_aux=True
     )(model)
     params = eqx.filter(model, eqx.is_inexact_array)
-    updates, opt_state = optimiser.update(grads, opt_state, params)
+    # optax mixes Python scalars and int32 counters (Adam's bias correction), which
+    # strict dtype promotion rejects: run the optimiser under standard promotion.
+    with jax.numpy_dtype_promotion("standard"):
+        updates, opt_state = optimiser.update(grads, opt_state, params)
     model = eqx.apply_updates(model, updates)
     return model, opt_state, loss_sum, num_correct
 
@@ -227,7 +230,7 @@ def _train_step(model, opt_state, optimiser, x, mask, y, weight):
 @eqx.filter_jit
 def _eval_step(model, x, mask, y, weight):
     loss, correct = _per_example_loss(model, x, mask, y)
-    return jnp.sum(weight * loss), jnp.sum(jnp.where(weight > 0, correct, 0))
+    return jnp.sum(weight * loss), jnp.sum((weight > 0) & correct)
 
 
 def _batches(n: int, batch_size: int, order: np.ndarray):
