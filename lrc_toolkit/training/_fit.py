@@ -15,8 +15,10 @@ import jax.numpy as jnp
 import jax.random as jr
 import numpy as np
 import optax
+from jax.sharding import Mesh
 from tqdm.auto import tqdm
 
+from ..distributed import replicate, shard_batch
 from ..models import LrcSSM
 from ._checkpoint import (
     atomic_write_text,
@@ -252,17 +254,34 @@ def _metrics(model, loss_sum, num_correct, n):
     return {"loss": loss, "mse": loss, "num_examples": n}
 
 
-def _evaluate_arrays(model, arrays: _Arrays, batch_size: int) -> dict:
+def _to_devices(mesh, *arrays):
+    """A batch as device arrays: split over `mesh` (data parallel), or on the
+    default device."""
+    if mesh is None:
+        return tuple(jnp.asarray(a) for a in arrays)
+    return shard_batch(arrays, mesh)
+
+
+def _round_to_mesh(batch_size: int, mesh) -> int:
+    """Round a batch size up to a multiple of the mesh's devices (the extra rows are
+    weight-0 fillers, see `_batches`)."""
+    return batch_size if mesh is None else -(-batch_size // mesh.size) * mesh.size
+
+
+def _evaluate_arrays(model, arrays: _Arrays, batch_size: int, mesh=None) -> dict:
     n = arrays.x.shape[0]
-    batch_size = min(batch_size, n)
+    batch_size = _round_to_mesh(min(batch_size, n), mesh)
     loss_sum, num_correct = 0.0, 0
     for idx, weight in _batches(n, batch_size, np.arange(n)):
         l, c = _eval_step(
             model,
-            jnp.asarray(arrays.x[idx]),
-            jnp.asarray(arrays.mask[idx]),
-            jnp.asarray(arrays.y[idx]),
-            jnp.asarray(weight, model.dtype),
+            *_to_devices(
+                mesh,
+                arrays.x[idx],
+                arrays.mask[idx],
+                arrays.y[idx],
+                np.asarray(weight, model.dtype),
+            ),
         )
         loss_sum += float(l)
         num_correct += int(c)
@@ -413,6 +432,7 @@ def fit(
     resume: bool = False,
     progress: bool = True,
     metadata: dict | None = None,
+    mesh: Mesh | None = None,
 ) -> FitResult:
     r"""Train an [`LrcSSM`][lrc_toolkit.models.LrcSSM] with the paper's protocol.
 
@@ -452,6 +472,12 @@ def fit(
     - `progress`: show a tqdm progress bar.
     - `metadata`: extra JSON-serialisable information stored in the checkpoints
         (e.g. the dataset name and split seed).
+    - `mesh`: train data-parallel over the devices of this `jax.sharding.Mesh`
+        (e.g. [`data_mesh()`][lrc_toolkit.distributed.data_mesh]): every batch is
+        split along the mesh's first axis, the parameters are replicated, and the
+        results equal single-device training. `config.batch_size` must be a
+        multiple of the number of devices. One process only; for several hosts
+        write the loop with [`lrc_toolkit.distributed`](../scaling.md).
 
     **Returns:**
 
@@ -560,6 +586,15 @@ def fit(
     # --- the loop ------------------------------------------------------------------
     n = train_a.x.shape[0]
     batch_size = min(config.batch_size, n)
+    if mesh is not None:
+        if jax.process_count() > 1 or config.batch_size % mesh.size:
+            raise ValueError(
+                f"`fit(mesh=...)` needs one process and a batch size that is a "
+                f"multiple of the mesh's {mesh.size} devices; got "
+                f"{jax.process_count()} processes and batch_size={config.batch_size}."
+            )
+        batch_size = _round_to_mesh(batch_size, mesh)
+        model, opt_state, best_model = replicate((model, opt_state, best_model), mesh)
     key = jr.key(config.seed)
     bar = tqdm(
         total=config.epochs,
@@ -579,10 +614,13 @@ def fit(
                     model,
                     opt_state,
                     optimiser,
-                    jnp.asarray(train_a.x[idx]),
-                    jnp.asarray(train_a.mask[idx]),
-                    jnp.asarray(train_a.y[idx]),
-                    jnp.asarray(weight, model.dtype),
+                    *_to_devices(
+                        mesh,
+                        train_a.x[idx],
+                        train_a.mask[idx],
+                        train_a.y[idx],
+                        np.asarray(weight, model.dtype),
+                    ),
                 )
                 loss_sum += float(l)
                 num_correct += int(c)
@@ -593,7 +631,7 @@ def fit(
                     "Lower the learning rate or the step size `dt`; the last good "
                     "checkpoint is unchanged."
                 )
-            val_metrics = _evaluate_arrays(model, val_a, config.eval_batch_size)
+            val_metrics = _evaluate_arrays(model, val_a, config.eval_batch_size, mesh)
             improved = _better(model, val_metrics, state["best_val"])
             if improved:
                 best_model = model
@@ -602,7 +640,7 @@ def fit(
                 state["best_test"] = (
                     None
                     if test_a is None
-                    else _evaluate_arrays(model, test_a, config.eval_batch_size)
+                    else _evaluate_arrays(model, test_a, config.eval_batch_size, mesh)
                 )
                 state["bad_epochs"] = 0
             else:
