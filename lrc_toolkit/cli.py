@@ -133,6 +133,7 @@ def add_evaluate_parser(subparsers) -> None:
     p.set_defaults(func=run_evaluate)
 
 
+from ._cli_ablate import add_ablate_parser  # noqa: E402
 from ._cli_compare import add_compare_parser  # noqa: E402
 
 
@@ -140,6 +141,7 @@ SUBCOMMANDS: list[Callable[[Any], None]] = [
     add_train_parser,
     add_evaluate_parser,
     add_compare_parser,
+    add_ablate_parser,
 ]
 
 

@@ -16,7 +16,9 @@ _ELASTANCES = ("asymmetric", "symmetric", "none")
 
 
 def _complex_dtype(real_dtype) -> jnp.dtype:
-    return jnp.dtype(jnp.complex128 if jnp.dtype(real_dtype).itemsize == 8 else jnp.complex64)
+    return jnp.dtype(
+        jnp.complex128 if jnp.dtype(real_dtype).itemsize == 8 else jnp.complex64
+    )
 
 
 class ComplexLRC(AbstractLiquidNeuron):

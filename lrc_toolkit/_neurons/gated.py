@@ -35,7 +35,9 @@ def _gates(num_gates: int, state_size: int, input_size: int, dtype, key):
     r = 1 / math.sqrt(D)
     keys = iter(jr.split(key, 3 * num_gates))
     return [
-        tuple(uniform(next(keys), shape, -r, r, dtype) for shape in ((D, P), (D,), (D,)))
+        tuple(
+            uniform(next(keys), shape, -r, r, dtype) for shape in ((D, P), (D,), (D,))
+        )
         for _ in range(num_gates)
     ]
 

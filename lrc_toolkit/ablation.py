@@ -1,0 +1,317 @@
+"""The paper's ablations (Tables 2 and 8–11): LrcSSM with other liquid or gated
+neurons, trained and tested with one fixed setup over several data splits.
+
+```python
+from lrc_toolkit.ablation import run_ablation, format_table
+results = run_ablation("BasicMotions", ["lrc", "stc", "gru"], seeds=[2345, 3456])
+print(format_table(results))
+```
+"""
+
+import csv
+import dataclasses
+import math
+import os
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import jax.random as jr
+import numpy as np
+from jaxtyping import Array, ArrayLike, Bool, Float, Int
+
+from ._solve.parallel import solve_parallel
+
+
+@dataclasses.dataclass(frozen=True)
+class Variant:
+    """One column of an ablation table.
+
+    **Fields:**
+
+    - `label`: the column title (the paper's name for it).
+    - `neuron`: a name from `lrc_toolkit.models.NEURONS`.
+    - `method`: the parallel solver's method (`None`: Newton for diagonal neurons,
+        full-Jacobian Newton for dense ones).
+    """
+
+    label: str
+    neuron: str
+    method: str | None = None
+
+
+VARIANTS: dict[str, Variant] = {
+    "lrc": Variant("LrcSSM", "lrc"),
+    "lrc-symmetric": Variant("LrcSSM (sym. elastance)", "lrc-symmetric"),
+    "stc": Variant("StcSSM", "stc"),
+    "gru": Variant("GruSSM", "gru"),
+    "mgu": Variant("MguSSM", "mgu"),
+    "lstm": Variant("LstmSSM", "lstm"),
+    # Table 9: the dense-Jacobian LRC, by quasi-Newton (the diagonal of the full
+    # Jacobian) or exact full-Jacobian Newton (O(T D^3)).
+    "dense-lrc": Variant("dense-Jac. LRC", "dense-lrc", "quasi"),
+    "dense-lrc-newton": Variant("dense-Jac. LRC (Newton)", "dense-lrc", "dense"),
+    # Table 10: state dependence removed from A, or from A and b.
+    "lrc-au-bxu": Variant("A(u),b(x,u)", "lrc-au-bxu"),
+    "lrc-au-bu": Variant("A(u),b(u)", "lrc-au-bu"),
+    # Table 11: complex self-synapse parameters and state.
+    "complex-lrc-gk": Variant("g,k ∈ C", "complex-lrc-gk"),
+    "complex-lrc-gka": Variant("+ a ∈ C", "complex-lrc-gka"),
+    "complex-lrc": Variant("+ b ∈ C", "complex-lrc"),
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class AblationSetup:
+    """The fixed training setup of the paper's ablations.
+
+    **Fields:** `num_blocks` (6), `state_size` (64), `hidden_size` (64),
+    `learning_rate` (1e-4), `batch_size` (4), `epochs` (100), `patience` (20).
+    """
+
+    num_blocks: int = 6
+    state_size: int = 64
+    hidden_size: int = 64
+    learning_rate: float = 1e-4
+    batch_size: int = 4
+    epochs: int = 100
+    patience: int = 20
+
+
+def newton_iterations(
+    model, x: Float[ArrayLike, "T P"], mask: Bool[ArrayLike, " T"] | None = None
+) -> Int[Array, " L"]:
+    """The Newton iterations of each block's parallel solve on one sequence.
+
+    Runs the model's blocks as [`LrcSSM`][lrc_toolkit.models.LrcSSM] does, with the
+    model's parallel-solver settings, and records `Solution.iterations`. Batch with
+    `jax.vmap`.
+
+    **Arguments:**
+
+    - `model`: an `LrcSSM`.
+    - `x`, `mask`: one sequence, as for the model.
+
+    **Returns:**
+
+    An integer array with one count per block.
+    """
+    x = jnp.asarray(x).astype(model.dtype)
+    if mask is not None:
+        x = jnp.where(jnp.asarray(mask)[:, None], x, 0)
+    counts = []
+
+    def liquid(neuron, u):
+        x0 = jnp.zeros((neuron.state_size,), getattr(neuron, "state_dtype", u.dtype))
+        sol = solve_parallel(
+            neuron,
+            x0,
+            u,
+            dt=model.dt,
+            discretisation=model.discretisation,
+            method=model.method,
+            rtol=model.rtol,
+            atol=model.atol,
+            max_iters=model.max_iters,
+        )
+        counts.append(sol.iterations)
+        return sol.states
+
+    h = jax.vmap(model.encoder)(x)
+    for block in model.blocks:
+        h = block(h, liquid)
+    return jnp.stack(counts)
+
+
+def _mean_std(values: Sequence[float]) -> tuple[float, float]:
+    mean = sum(values) / len(values)
+    return mean, math.sqrt(sum((v - mean) ** 2 for v in values) / len(values))
+
+
+def run_ablation(
+    dataset: str,
+    variants: Sequence[str],
+    seeds: Sequence[int],
+    *,
+    setup: AblationSetup = AblationSetup(),
+    out_dir: str | os.PathLike | None = None,
+    data_dir: str | os.PathLike | None = None,
+    progress: bool = False,
+    log=print,
+) -> dict[str, Any]:
+    """Train and test LrcSSM with each variant's neuron on each split seed.
+
+    Each run uses the data protocol of [`load_uea`][lrc_toolkit.data.load_uea]
+    (split seed `s`), the fixed `setup`, [`fit`][lrc_toolkit.training.fit] with
+    early stopping on validation accuracy, and reports the test accuracy at the best
+    validation epoch, and the mean Newton iterations per block of the parallel
+    solver on the test set.
+
+    **Arguments:**
+
+    - `dataset`: a UEA data set name.
+    - `variants`: keys of `lrc_toolkit.ablation.VARIANTS`.
+    - `seeds`: split seeds (the paper: 2345, 3456, 4567, 5678, 6789).
+    - `setup`: an [`AblationSetup`][lrc_toolkit.ablation.AblationSetup].
+    - `out_dir`: where each run writes its checkpoints (`<variant>/seed_<s>/`).
+    - `data_dir`: where the UEA data lives (default: `load_uea`'s).
+    - `progress`: show per-run progress bars.
+    - `log`: called with one line per finished run.
+
+    **Returns:**
+
+    A dict with `dataset`, `setup`, `variants`, `runs` (one dict per variant and
+    seed) and `summary` (per variant: label, mean and std of the test accuracy,
+    mean Newton iterations).
+    """
+    from .data import load_uea
+    from .models import LrcSSM
+    from .training import fit, TrainConfig
+
+    unknown = [v for v in variants if v not in VARIANTS]
+    if unknown:
+        raise ValueError(
+            f"Unknown variants {unknown}; choose from {', '.join(VARIANTS)}."
+        )
+    if not variants or not seeds:
+        raise ValueError("Give at least one variant and one seed.")
+    if len(set(variants)) != len(variants) or len(set(seeds)) != len(seeds):
+        raise ValueError("`variants` and `seeds` must not repeat.")
+    datasets = {s: load_uea(dataset, seed=s, data_dir=data_dir) for s in seeds}
+    runs = []
+    for name in variants:
+        variant = VARIANTS[name]
+        for seed in seeds:
+            ds = datasets[seed]
+            model = LrcSSM(
+                ds.input_size,
+                ds.num_classes,
+                hidden_size=setup.hidden_size,
+                state_size=setup.state_size,
+                num_blocks=setup.num_blocks,
+                neuron=variant.neuron,
+                method=variant.method,
+                dtype=jnp.float32,
+                key=jr.key(seed),
+            )
+            config = TrainConfig(
+                epochs=setup.epochs,
+                batch_size=setup.batch_size,
+                learning_rate=setup.learning_rate,
+                patience=setup.patience,
+                seed=seed,
+            )
+            start = time.perf_counter()
+            result = fit(
+                model,
+                ds.train,
+                ds.val,
+                ds.test,
+                config=config,
+                out_dir=None
+                if out_dir is None
+                else os.path.join(out_dir, name, f"seed_{seed}"),
+                progress=progress,
+                metadata={"dataset": dataset, "split_seed": seed, "variant": name},
+            )
+            seconds = time.perf_counter() - start
+            counts = eqx.filter_jit(jax.vmap(newton_iterations, in_axes=(None, 0, 0)))(
+                result.model, ds.test.x, ds.test.mask
+            )
+            run = {
+                "variant": name,
+                "label": variant.label,
+                "seed": seed,
+                "test_accuracy": float(result.test_metrics["accuracy"]),
+                "val_accuracy": float(result.val_metrics["accuracy"]),
+                "best_epoch": result.best_epoch,
+                "epochs_run": result.epochs_run,
+                "newton_iterations": float(np.mean(np.asarray(counts))),
+                "seconds": seconds,
+            }
+            runs.append(run)
+            log(
+                f"{name} seed {seed}: test accuracy {run['test_accuracy']:.4f}, "
+                f"{run['newton_iterations']:.1f} Newton iterations per block, "
+                f"{seconds:.1f} s"
+            )
+    summary = {}
+    for name in variants:
+        mine = [r for r in runs if r["variant"] == name]
+        mean, std = _mean_std([r["test_accuracy"] for r in mine])
+        summary[name] = {
+            "label": VARIANTS[name].label,
+            "test_accuracy_mean": mean,
+            "test_accuracy_std": std,
+            "newton_iterations": sum(r["newton_iterations"] for r in mine) / len(mine),
+        }
+    return {
+        "dataset": dataset,
+        "setup": dataclasses.asdict(setup),
+        "variants": list(variants),
+        "seeds": list(seeds),
+        "runs": runs,
+        "summary": summary,
+    }
+
+
+def format_table(results: dict[str, Any]) -> str:
+    """A Markdown table like the paper's: one row for the data set, one column per
+    variant, test accuracy in % as mean ± std over the seeds; a second row gives
+    the mean Newton iterations per block."""
+    summary = results["summary"]
+    names = results["variants"]
+    heads = ["dataset"] + [summary[n]["label"] for n in names]
+    acc = [results["dataset"]] + [
+        f"{100 * summary[n]['test_accuracy_mean']:.1f} ± "
+        f"{100 * summary[n]['test_accuracy_std']:.1f}"
+        for n in names
+    ]
+    its = ["Newton its/block"] + [
+        f"{summary[n]['newton_iterations']:.1f}" for n in names
+    ]
+    widths = [max(len(a), len(b), len(c)) for a, b, c in zip(heads, acc, its)]
+    row = lambda cells: (
+        "| " + " | ".join(c.ljust(w) for c, w in zip(cells, widths)) + " |"
+    )
+    rule = "|" + "|".join("-" * (w + 2) for w in widths) + "|"
+    return "\n".join([row(heads), rule, row(acc), row(its)])
+
+
+def write_csv(results: dict[str, Any], path: str | os.PathLike) -> None:
+    """One row per variant and seed, then one summary row per variant (`seed` =
+    `mean`/`std`)."""
+    fields = [
+        "dataset",
+        "variant",
+        "label",
+        "seed",
+        "test_accuracy",
+        "val_accuracy",
+        "best_epoch",
+        "epochs_run",
+        "newton_iterations",
+        "seconds",
+    ]
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        writer = csv.DictWriter(f, fieldnames=fields, extrasaction="ignore")
+        writer.writeheader()
+        for run in results["runs"]:
+            writer.writerow({"dataset": results["dataset"], **run})
+        for name, s in results["summary"].items():
+            for stat in ("mean", "std"):
+                writer.writerow(
+                    {
+                        "dataset": results["dataset"],
+                        "variant": name,
+                        "label": s["label"],
+                        "seed": stat,
+                        "test_accuracy": s[f"test_accuracy_{stat}"],
+                        "newton_iterations": s["newton_iterations"]
+                        if stat == "mean"
+                        else "",
+                    }
+                )
