@@ -1,6 +1,11 @@
+from typing import Literal
+
 import jax
 import jax.numpy as jnp
-from jaxtyping import Array, Inexact
+from jaxtyping import Array, ArrayLike, Inexact
+
+
+_SCANS = ("auto", "associative", "sequential")
 
 
 def _combine_diagonal(left, right):
@@ -15,26 +20,72 @@ def _combine_dense(left, right):
     return a2 @ a1, jnp.einsum("...ij,...j->...i", a2, b1) + b2
 
 
+def default_scan() -> Literal["associative", "sequential"]:
+    """The linear-recurrence algorithm `scan="auto"` picks on the default backend.
+
+    On a CPU a plain `lax.scan` does the least work ($T$ fused multiply-adds per
+    channel, one pass over memory) and its per-step overhead is small, so it beats
+    the associative scan, which does two to three times the work in $\\log T$ passes
+    (see `benchmarks/scan.py`). On accelerators the associative scan's $O(\\log T)$
+    depth wins.
+    """
+    return "sequential" if jax.default_backend() == "cpu" else "associative"
+
+
+def _sequential(a, b, reverse):
+    dense = a.ndim == b.ndim + 1
+
+    def step(x, ab):
+        a_t, b_t = ab
+        x = (a_t @ x if dense else a_t * x) + b_t
+        return x, x
+
+    _, x = jax.lax.scan(step, jnp.zeros_like(b[0]), (a, b), reverse=reverse)
+    return x
+
+
 def linear_recurrence(
-    a: Inexact[Array, "T D"] | Inexact[Array, "T D D"],
-    b: Inexact[Array, "T D"],
+    a: Inexact[ArrayLike, "T D"] | Inexact[ArrayLike, "T D D"],
+    b: Inexact[ArrayLike, "T D"],
     *,
     reverse: bool = False,
+    scan: Literal["auto", "associative", "sequential"] = "auto",
 ) -> Inexact[Array, "T D"]:
-    r"""Solve $x_t = a_t x_{t-1} + b_t$, $x_0 = 0$, for all $t$ at once with
-    `jax.lax.associative_scan`: $O(T)$ work, $O(\log T)$ depth.
+    r"""Solve $x_t = a_t x_{t-1} + b_t$, $x_0 = 0$, for all $t$ at once.
 
     `a` is diagonal (shape `(T, D)`, elementwise product) or dense (shape
     `(T, D, D)`, matrix product). With `reverse=True` the recurrence runs backwards,
-    $x_t = a_t x_{t+1} + b_t$ (used by the adjoint). The composition of the affine
-    maps $x \mapsto a_1 x + b_1$ then $x \mapsto a_2 x + b_2$ is
-    $(a_2 a_1, a_2 b_1 + b_2)$, which is associative.
+    $x_t = a_t x_{t+1} + b_t$ (used by the adjoint).
+
+    **Arguments:**
+
+    - `a`, `b`: the transition factors and offsets.
+    - `reverse`: run the recurrence from $t = T$ down to $t = 1$.
+    - `scan`: the algorithm.
+        - `"associative"`: `jax.lax.associative_scan` with the composition of
+          affine maps $(a_1, b_1) \circ (a_2, b_2) = (a_2 a_1, a_2 b_1 + b_2)$:
+          $O(T)$ work, $O(\log T)$ depth. The fast choice on GPUs and TPUs.
+        - `"sequential"`: a `jax.lax.scan`, one step after another: $O(T)$ work
+          and depth, the least work and memory traffic. The fast choice on CPUs.
+        - `"auto"` (default): `"sequential"` when JAX's default backend is the
+          CPU, else `"associative"`.
+
+    **Returns:**
+
+    The states $x_1, \dots, x_T$, shape `(T, D)`.
     """
+    a, b = jnp.asarray(a), jnp.asarray(b)
     if a.ndim == b.ndim:
         combine = _combine_diagonal
     elif a.ndim == b.ndim + 1:
         combine = _combine_dense
     else:
         raise ValueError(f"Incompatible shapes a: {a.shape}, b: {b.shape}.")
+    if scan not in _SCANS:
+        raise ValueError(f"`scan` must be one of {_SCANS}, got {scan!r}.")
+    if scan == "auto":
+        scan = default_scan()
+    if scan == "sequential":
+        return _sequential(a, b, reverse)
     _, x = jax.lax.associative_scan(combine, (a, b), reverse=reverse)
     return x

@@ -1,0 +1,111 @@
+"""(c): Newton iterations of `solve_parallel` to converge, against T and against the
+parameter scale (contracting at the reference initialisation, towards unstable as
+the parameters grow), cold (zero initial guess) and warm-started.
+
+    python benchmarks/iterations.py [--quick]
+
+The warm start is `init=` the states of a neuron whose parameters differ by a
+relative 1e-3 (a training step). The naive reference-style solver's iterations are
+listed too. Every run's states are checked against `lax.scan`. Writes
+`results/iterations.csv` and `results/iterations.png`.
+"""
+
+import itertools
+
+import jax
+import jax.numpy as jnp
+import jax.random as jr
+from _common import (
+    fmt,
+    machine,
+    max_diff,
+    naive_quasi_newton,
+    parser,
+    problem,
+    write_csv,
+)
+
+import lrc_toolkit as lt
+
+
+FULL = dict(T=(1000, 4000, 17984, 65536), scale=(0.5, 1.0, 2.0, 4.0, 8.0))
+QUICK = dict(T=(1000, 17984, 65536), scale=(1.0, 4.0))
+D = 64
+
+
+@jax.jit
+def _run(n, n_prev, x0, u):
+    seq = lt.solve_sequential(n, x0, u).states
+    cold = lt.solve_parallel(n, x0, u, throw=False)
+    warm_init = lt.solve_sequential(n_prev, x0, u).states
+    warm = lt.solve_parallel(n, x0, u, init=warm_init, throw=False)
+    naive_states, naive_k = naive_quasi_newton(n, x0, u)
+    return seq, cold, warm, naive_states, naive_k
+
+
+def run(T, scale):
+    n, x0, u = problem(T, D, 1, scale=scale)
+    x0, u = x0[0], u[0]
+    perturb = lambda p: p * (1 + 1e-3 * jr.normal(jr.key(7), p.shape, p.dtype))
+    n_prev = jax.tree.map(perturb, n)
+    seq, cold, warm, naive_states, naive_k = _run(n, n_prev, x0, u)
+    finite = bool(jnp.all(jnp.isfinite(seq)))
+    return dict(
+        T=T,
+        D=D,
+        scale=scale,
+        scan_finite=finite,
+        iterations_cold=int(cold.iterations),
+        converged_cold=bool(cold.converged),
+        err_cold=max_diff(cold.states, seq),
+        iterations_warm=int(warm.iterations),
+        converged_warm=bool(warm.converged),
+        err_warm=max_diff(warm.states, seq),
+        iterations_naive=int(naive_k),
+        err_naive=max_diff(naive_states, seq),
+    )
+
+
+def plot(rows, path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5.5, 3.6))
+    for scale in sorted({r["scale"] for r in rows}):
+        pts = sorted(
+            (r["T"], r["iterations_cold"]) for r in rows if r["scale"] == scale
+        )
+        ax.semilogx(*zip(*pts), "o-", label=f"scale {scale:g}")
+        pts = sorted(
+            (r["T"], r["iterations_warm"]) for r in rows if r["scale"] == scale
+        )
+        ax.semilogx(*zip(*pts), "x:", color=ax.lines[-1].get_color())
+    ax.set_xlabel("T")
+    ax.set_ylabel("Newton iterations (o cold, x warm)")
+    ax.set_yscale("log")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8)
+    ax.set_title(f"LRC D={D} float32, parameters x scale", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    print(f"wrote {path}")
+
+
+def main(argv=None):
+    args = parser(__doc__.splitlines()[0]).parse_args(argv)
+    grid = QUICK if args.quick else FULL
+    print(machine())
+    rows = []
+    for T, scale in itertools.product(grid["T"], grid["scale"]):
+        rows.append(run(T, scale))
+        print(fmt(rows[-1:], list(rows[-1])), flush=True)
+    write_csv(args.out / "iterations.csv", rows)
+    if not args.no_plot:
+        plot(rows, args.out / "iterations.png")
+    return rows
+
+
+if __name__ == "__main__":
+    main()
