@@ -261,13 +261,45 @@ def check_train():
     batch = dist.shard_batch(np.zeros((8, 1))[part], mesh)
     info["devices holding the batch"] = len(batch.sharding.device_set)
     info["global batch shape"] = list(batch.shape)
-    # float32 on 4 local devices; float64 (exact agreement) across processes.
-    dtype = jnp.float64 if MODE == "multihost" else jnp.float32
-    tag = jnp.dtype(dtype).name
-    model, losses = local_copy(train_two_steps(dtype, mesh))
-    model_1, losses_1 = train_two_steps(dtype, None)
-    diff(f"{tag} params after 2 data-parallel steps", model, model_1)
-    diff(f"{tag} losses", np.stack(losses), np.stack(losses_1))
+    if MODE == "multihost":  # a hand-written train step, float64 (exact agreement)
+        model, losses = local_copy(train_two_steps(jnp.float64, mesh))
+        model_1, losses_1 = train_two_steps(jnp.float64, None)
+        diff("float64 params after 2 data-parallel steps", model, model_1)
+        diff("float64 losses", np.stack(losses), np.stack(losses_1))
+        return
+    # `lrc_toolkit.training.fit(mesh=...)`, float32: one epoch of 3 Adam steps
+    # (batch 4 = one sequence per device) and the evaluations.
+    from types import SimpleNamespace
+
+    from lrc_toolkit.models import LrcSSM
+    from lrc_toolkit.training import fit, TrainConfig
+
+    def split(seed, n):
+        x = np.asarray(jr.normal(jr.key(seed), (n, 10, 3), jnp.float32))
+        y = np.asarray(jr.randint(jr.key(seed + 1), (n,), 0, 2))
+        return SimpleNamespace(x=x, y=y, mask=np.ones((n, 10), bool))
+
+    train, val = split(30, 12), split(40, 6)  # 6 % 4 != 0: padded evaluation
+    model = LrcSSM(
+        3,
+        2,
+        hidden_size=4,
+        state_size=4,
+        num_blocks=1,
+        dtype=jnp.float32,
+        key=jr.key(0),
+    )
+    config = TrainConfig(epochs=1, batch_size=4, eval_batch_size=8, learning_rate=1e-2)
+    runs = [
+        fit(model, train, val, config=config, progress=False, mesh=m)
+        for m in (mesh, None)
+    ]
+    diff(
+        "float32 fit params after 3 data-parallel steps",
+        *(eqx.filter(local_copy(r.last_model), eqx.is_array) for r in runs),
+    )
+    for key in ("train_loss", "val_loss", "val_accuracy"):
+        diff(f"float32 fit {key}", runs[0].history[0][key], runs[1].history[0][key])
 
 
 if MODE == "solve":
