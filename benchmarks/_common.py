@@ -21,10 +21,19 @@ RESULTS = Path(__file__).resolve().parent / "results"
 KEY_T, KEY_D = 17984, 64  # EigenWorms' length, the paper's state size
 
 
+def positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
+    return value
+
+
 def parser(description: str) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=description)
     p.add_argument("--quick", action="store_true", help="a small subset of the grid")
-    p.add_argument("--repeats", type=int, default=7, help="timed rounds per config")
+    p.add_argument(
+        "--repeats", type=positive, default=7, help="timed rounds per config"
+    )
     p.add_argument("--out", type=Path, default=RESULTS, help="results folder")
     p.add_argument("--no-plot", action="store_true", help="skip the PNG")
     return p

@@ -94,8 +94,14 @@ def plot(rows, path):
 
 
 def main(argv=None):
-    args = parser(__doc__.splitlines()[0]).parse_args(argv)
-    grid = QUICK if args.quick else FULL
+    p = parser(__doc__.splitlines()[0])
+    p.add_argument("--T", type=int, nargs="*", help="override the lengths")
+    p.add_argument("--scale", type=float, nargs="*", help="override the scales")
+    args = p.parse_args(argv)
+    grid = dict(QUICK if args.quick else FULL)
+    for k in ("T", "scale"):
+        if getattr(args, k):
+            grid[k] = tuple(getattr(args, k))
     print(machine())
     rows = []
     for T, scale in itertools.product(grid["T"], grid["scale"]):

@@ -100,11 +100,13 @@ def plot(rows, path):
 
 def main(argv=None):
     p = parser(__doc__.splitlines()[0])
-    p.add_argument("--T", type=int, nargs="*")
+    p.add_argument("--T", type=int, nargs="*", help="override the lengths")
+    p.add_argument("--D", type=int, nargs="*", help="override the state sizes")
     args = p.parse_args(argv)
     grid = dict(QUICK if args.quick else FULL)
-    if args.T:
-        grid["T"] = tuple(args.T)
+    for k in ("T", "D"):
+        if getattr(args, k):
+            grid[k] = tuple(getattr(args, k))
     print(machine())
     rows = []
     for T in grid["T"]:

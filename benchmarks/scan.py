@@ -116,8 +116,13 @@ def plot(rows, path):
 
 def main(argv=None):
     p = parser(__doc__.splitlines()[0])
+    p.add_argument("--T", type=int, nargs="*", help="override the lengths")
+    p.add_argument("--D", type=int, nargs="*", help="override the state sizes")
     args = p.parse_args(argv)
-    grid = QUICK if args.quick else FULL
+    grid = dict(QUICK if args.quick else FULL)
+    for k in ("T", "D"):
+        if getattr(args, k):
+            grid[k] = tuple(getattr(args, k))
     print(machine())
     rows = []
     for T, D in itertools.product(grid["T"], grid["D"]):
