@@ -222,6 +222,6 @@ class ComplexLRC(AbstractLiquidNeuron):
         return A * x + b
 
     def vector_field(
-        self, x: Complex[Array, " D"], u: Float[Array, " P"]
+        self, x: Inexact[Array, " D"], u: Float[Array, " P"]
     ) -> Complex[Array, " D"]:
         return self.driven_vector_field(x, self.drive(u))
