@@ -328,7 +328,10 @@ def test_corrupted_checkpoint(reference_run, tmp_path):
     # Both checkpoints unreadable: a clear error naming both, nothing overwritten.
     last.write_bytes(b"x" * 100)
     prev.write_bytes(b"y" * 100)
-    with pytest.raises(CheckpointError, match=r"No readable checkpoint.*prev\.eqx"):
+    with (
+        pytest.warns(UserWarning, match=r"last\.eqx"),
+        pytest.raises(CheckpointError, match=r"No readable checkpoint.*prev\.eqx"),
+    ):
         fit(
             _model(),
             TRAIN,
