@@ -7,7 +7,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jaxtyping import ArrayLike, Inexact
+from jaxtyping import ArrayLike
 
 from ._discretise import AbstractDiscretisation, Euler
 from ._neurons.base import AbstractLiquidNeuron
@@ -72,8 +72,8 @@ def _diff(x, y) -> dict[str, float]:
 
 def compare_views(
     neuron: AbstractLiquidNeuron,
-    inputs: Inexact[ArrayLike, "T P"],
-    x0: Inexact[ArrayLike, " D"] | None = None,
+    inputs: ArrayLike,
+    x0: ArrayLike | None = None,
     *,
     dt: ArrayLike = 1.0,
     discretisation: AbstractDiscretisation = Euler(),
@@ -171,10 +171,14 @@ def plot_comparison(comparison: ViewComparison, *, neurons: int = 4):
     top.set_title("solid: sequential   dashed: parallel   dotted: ODE (adaptive)")
     floor = np.finfo(seq.dtype).eps * 1e-2  # exact agreement drawn at the floor
     bottom.semilogy(
-        steps, np.maximum(np.max(np.abs(par - seq), axis=1), floor), label="|parallel − sequential|"
+        steps,
+        np.maximum(np.max(np.abs(par - seq), axis=1), floor),
+        label="|parallel − sequential|",
     )
     bottom.semilogy(
-        steps, np.maximum(np.max(np.abs(seq - ode), axis=1), floor), label="|recurrence − ODE|"
+        steps,
+        np.maximum(np.max(np.abs(seq - ode), axis=1), floor),
+        label="|recurrence − ODE|",
     )
     bottom.set_xlabel("time step")
     bottom.set_ylabel("max abs difference")

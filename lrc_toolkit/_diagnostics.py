@@ -103,9 +103,9 @@ def check_jacobian_structure(
 
 def transition_factors(
     neuron: AbstractLiquidNeuron,
-    x0: Inexact[ArrayLike, " D"],
-    states: Inexact[ArrayLike, "T D"],
-    inputs: Inexact[ArrayLike, "T P"],
+    x0: ArrayLike,
+    states: ArrayLike,
+    inputs: ArrayLike,
     *,
     dt: ArrayLike = 1.0,
     discretisation: AbstractDiscretisation = Euler(),

@@ -106,8 +106,15 @@ class DiffraxStep(AbstractDiscretisation):
             )
 
     def step(self, neuron, x, drive, dt):
+        solver = self.solver
+        if getattr(solver, "scan_kind", "lax") is None:
+            # Diffrax's default stage loop is reverse-mode only; the Newton solver
+            # differentiates Φ forwards (one JVP per iteration), so unroll with lax.
+            solver = eqx.tree_at(
+                lambda s: s.scan_kind, solver, "lax", is_leaf=lambda v: v is None
+            )
         term = diffrax.ODETerm(lambda t, y, args: neuron.driven_vector_field(y, args))
         t0 = jnp.zeros((), dt.dtype)
-        state = self.solver.init(term, t0, dt, x, drive)
-        x1, *_ = self.solver.step(term, t0, dt, x, drive, state, made_jump=False)
+        state = solver.init(term, t0, dt, x, drive)
+        x1, *_ = solver.step(term, t0, dt, x, drive, state, made_jump=False)
         return x1

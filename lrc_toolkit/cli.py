@@ -133,6 +133,7 @@ def add_evaluate_parser(subparsers) -> None:
     p.set_defaults(func=run_evaluate)
 
 
+from ._bench import add_bench_parser  # noqa: E402
 from ._cli_ablate import add_ablate_parser  # noqa: E402
 from ._cli_compare import add_compare_parser  # noqa: E402
 
@@ -142,6 +143,7 @@ SUBCOMMANDS: list[Callable[[Any], None]] = [
     add_evaluate_parser,
     add_compare_parser,
     add_ablate_parser,
+    add_bench_parser,
 ]
 
 

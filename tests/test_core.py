@@ -278,7 +278,7 @@ def test_gradients_match_autodiff_through_scan(make, kwargs, getkey):
     expected = eqx.filter_grad(lambda a: _loss(lt.solve_sequential, *a, **seq_kwargs))(
         (neuron, x0, inputs, dt)
     )
-    got = jax.jit(eqx.filter_grad(lambda a: _loss(lt.solve_parallel, *a, **kwargs)))(
+    got = eqx.filter_jit(eqx.filter_grad(lambda a: _loss(lt.solve_parallel, *a, **kwargs)))(
         (neuron, x0, inputs, dt)
     )
     for e, g in zip(jax.tree.leaves(expected), jax.tree.leaves(got)):

@@ -11,6 +11,7 @@ import pathlib
 import numpy as np
 import pytest
 from aeon.datasets import load_classification
+
 from lrc_toolkit.data import (
     BUNDLED_DATASETS,
     default_data_dir,

@@ -65,7 +65,7 @@ class DenseLRC(AbstractLiquidNeuron):
         state_size: int,
         input_size: int,
         *,
-        init: Literal["reference", "biophysical"] = "biophysical",
+        init: str = "biophysical",
         dtype=None,
         key: PRNGKeyArray,
     ):

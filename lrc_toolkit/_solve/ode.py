@@ -1,10 +1,9 @@
-from typing import Literal
 
 import diffrax
 import equinox as eqx
 import jax
 import jax.numpy as jnp
-from jaxtyping import ArrayLike, Inexact, Real
+from jaxtyping import ArrayLike
 
 from .._neurons.base import AbstractLiquidNeuron
 from .._solution import RESULTS, Solution
@@ -20,17 +19,15 @@ def _default_t0(ts):
 
 def solve_ode(
     neuron: AbstractLiquidNeuron,
-    ts: Real[ArrayLike, " T"],
-    inputs: Inexact[ArrayLike, "T P"],
-    x0: Inexact[ArrayLike, " D"],
+    ts: ArrayLike,
+    inputs: ArrayLike,
+    x0: ArrayLike,
     *,
     solver: diffrax.AbstractSolver = diffrax.Tsit5(),
     stepsize_controller: diffrax.AbstractStepSizeController | None = None,
-    dt0: float | None = None,
-    t0: float | None = None,
-    interpolation: Literal[
-        "piecewise_constant", "linear", "cubic"
-    ] = "piecewise_constant",
+    dt0: ArrayLike | None = None,
+    t0: ArrayLike | None = None,
+    interpolation: str = "piecewise_constant",
     max_steps: int | None = 4096,
     adjoint: diffrax.AbstractAdjoint = diffrax.RecursiveCheckpointAdjoint(),
     throw: bool = True,

@@ -1,5 +1,5 @@
 import jax
-from jaxtyping import ArrayLike, Inexact
+from jaxtyping import ArrayLike
 
 from .._discretise import AbstractDiscretisation, Euler
 from .._neurons.base import AbstractLiquidNeuron
@@ -9,8 +9,8 @@ from ._common import check_discretisation, drives, step_fn, validate
 
 def solve_sequential(
     neuron: AbstractLiquidNeuron,
-    x0: Inexact[ArrayLike, " D"],
-    inputs: Inexact[ArrayLike, "T P"],
+    x0: ArrayLike,
+    inputs: ArrayLike,
     *,
     dt: ArrayLike = 1.0,
     discretisation: AbstractDiscretisation = Euler(),
