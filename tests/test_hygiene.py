@@ -32,3 +32,27 @@ def test_no_pickle(path):
         assert "allow_pickle=False" in window[: closing if closing > 0 else 300], (
             f"{path}: np.load without allow_pickle=False"
         )
+
+
+def test_failure_modes_page_names_real_tests():
+    """Every test the "Failure modes" page cites exists, in the file it names."""
+    page = (ROOT / "docs" / "failure_modes.md").read_text()
+    cited = 0
+    for row in page.splitlines():
+        files = re.findall(r"`(test_\w+)\.py::", row)
+        if not files:
+            continue
+        # Names after "file.py::" and bare `test_*` names that follow belong to the
+        # last file named before them in the cell.
+        for cell in row.split("|"):
+            current = None
+            for token in re.findall(r"`(test_\w+)(?:\.py::(test_\w+))?`", cell):
+                if token[1]:
+                    current, name = token[0], token[1]
+                else:
+                    name = token[0]
+                assert current is not None, f"no file for {name} in: {cell}"
+                source = (ROOT / "tests" / f"{current}.py").read_text()
+                assert re.search(rf"^def {name}\(", source, re.M), f"{current}.py::{name}"
+                cited += 1
+    assert cited >= 30
