@@ -46,13 +46,15 @@ def contenders():
             lt.solve_parallel(n, x0, u, recurrence=assoc).states
         ),
         "naive": lambda n, x0, u: naive_quasi_newton(n, x0, u)[0],
+        "solve_auto": lambda n, x0, u: lt.solve(n, x0, u, mode="auto").states,
     }
 
 
-def iterations(n, x0, u):
+def iterations(n, x0, u, naive=True):
+    """The largest Newton iteration count over the batch (parallel, naive)."""
     par = jax.jit(jax.vmap(lambda x0, u: lt.solve_parallel(n, x0, u).iterations))
     nai = jax.jit(jax.vmap(lambda x0, u: naive_quasi_newton(n, x0, u)[1]))
-    return int(jnp.max(par(x0, u))), int(jnp.max(nai(x0, u)))
+    return int(jnp.max(par(x0, u))), int(jnp.max(nai(x0, u))) if naive else None
 
 
 def run(T, D, batch, repeats, names=None):
@@ -78,7 +80,7 @@ def run(T, D, batch, repeats, names=None):
     times = time_interleaved(
         {k: functools.partial(f, n, x0, u) for k, f in fns.items()}, check, repeats
     )
-    it_par, it_naive = iterations(n, x0, u) if "naive" in fns else (None, None)
+    it_par, it_naive = iterations(n, x0, u, naive="naive" in fns)
     base = median_ms(times["sequential"])
     rows = []
     for name, ts in times.items():
@@ -111,7 +113,7 @@ def plot(rows, path):
         1, len(configs), figsize=(4 * len(configs), 3.4), squeeze=False
     )
     for ax, (D, batch) in zip(axes[0], configs):
-        for name in ("sequential", "parallel", "parallel_assoc", "naive"):
+        for name in ("sequential", "parallel", "parallel_assoc", "naive", "solve_auto"):
             pts = sorted(
                 (r["T"], r["median_ms"])
                 for r in ok

@@ -34,6 +34,7 @@ def table(T, D, batch, out=RESULTS) -> str:
         "parallel": "forward, `solve_parallel` (default scan)",
         "parallel_assoc": "forward, `solve_parallel`, associative scan",
         "naive": "forward, naive reference-style quasi-Newton",
+        "solve_auto": "forward, `solve(mode='auto')`",
         "scan_autodiff": "forward + gradient, autodiff through lax.scan",
         "parallel_implicit": "forward + gradient, `solve_parallel` (implicit VJP)",
         "sequential_implicit": "forward + gradient, `solve(mode='sequential')`",

@@ -24,7 +24,13 @@ def test_bench_all_tiny(tmp_path, capsys):
         assert (tmp_path / f"{name}.png").stat().st_size > 0
     with open(tmp_path / "forward.csv") as f:
         rows = {r["contender"]: r for r in csv.DictReader(f)}
-    assert set(rows) == {"sequential", "parallel", "parallel_assoc", "naive"}
+    assert set(rows) == {
+        "sequential",
+        "parallel",
+        "parallel_assoc",
+        "naive",
+        "solve_auto",
+    }
     assert float(rows["sequential"]["ratio_to_scan"]) == 1.0
     assert all(float(r["max_abs_err"]) <= 1e-3 for r in rows.values())
     with open(tmp_path / "iterations.csv") as f:
