@@ -108,10 +108,11 @@ class DiffraxStep(AbstractDiscretisation):
     def step(self, neuron, x, drive, dt):
         solver = self.solver
         if getattr(solver, "scan_kind", "lax") is None:
-            # Diffrax's default stage loop is reverse-mode only; the Newton solver
-            # differentiates Φ forwards (one JVP per iteration), so unroll with lax.
+            # Diffrax's default stage loop is reverse-mode only, "lax" forward-mode
+            # only; Newton differentiates Φ forwards (one JVP per iteration) and the
+            # adjoint backwards, and "bounded" supports both.
             solver = eqx.tree_at(
-                lambda s: s.scan_kind, solver, "lax", is_leaf=lambda v: v is None
+                lambda s: s.scan_kind, solver, "bounded", is_leaf=lambda v: v is None
             )
         term = diffrax.ODETerm(lambda t, y, args: neuron.driven_vector_field(y, args))
         t0 = jnp.zeros((), dt.dtype)

@@ -183,7 +183,7 @@ class LRC(AbstractLiquidNeuron):
     def input_elastance(self) -> bool:
         return self.K_u is not None
 
-    def drive(self, u: Float[Array, " P"]) -> tuple[Array, Array, Array | None]:
+    def drive(self, u: Float[Array, " P"]) -> tuple:
         """Input-only terms: $g_\\text{leak} + W_u s_u$, $g_\\text{leak} + H_u s_u$ and the
         elastance offset $\\beta (+ K_u u)$."""
         s_u = jax.nn.sigmoid(self.sigma_u * (u - self.mu_u))
