@@ -17,7 +17,10 @@ from ._discretise import (
     Euler as Euler,
     SemiImplicitEuler as SemiImplicitEuler,
 )
-from ._neurons.base import AbstractLiquidNeuron as AbstractLiquidNeuron
+from ._neurons.base import (
+    AbstractAffineNeuron as AbstractAffineNeuron,
+    AbstractLiquidNeuron as AbstractLiquidNeuron,
+)
 from ._neurons.complex_lrc import ComplexLRC as ComplexLRC
 from ._neurons.dense_lrc import DenseLRC as DenseLRC
 from ._neurons.gated import (

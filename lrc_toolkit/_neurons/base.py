@@ -1,8 +1,8 @@
 import abc
-from typing import Any, Literal
+from typing import Literal
 
 import equinox as eqx
-from jaxtyping import Array, Inexact, PyTree
+from jaxtyping import Array, ArrayLike, Inexact, PyTree
 
 
 JacobianStructure = Literal["diagonal", "dense"]
@@ -113,8 +113,28 @@ class AbstractLiquidNeuron(eqx.Module):
         )
 
 
-def _neuron_metadata(neuron: Any) -> str:
-    return (
-        f"{type(neuron).__name__}(state_size={neuron.state_size}, "
-        f"input_size={neuron.input_size})"
-    )
+class AbstractAffineNeuron(AbstractLiquidNeuron):
+    r"""A neuron written as $f(x, u) = A(x, u) \odot x + b(x, u)$ with its input-only
+    terms hoisted: subclasses define [`drive`][lrc_toolkit.AbstractLiquidNeuron.drive]
+    and [`affine_form`][lrc_toolkit.AbstractAffineNeuron.affine_form]; the vector
+    field follows. All the built-in liquid and gated neurons have this form, which
+    also gives them the semi-implicit step
+    [`SemiImplicitEuler`][lrc_toolkit.SemiImplicitEuler].
+    """
+
+    @abc.abstractmethod
+    def affine_form(
+        self, x: Inexact[Array, " D"], drive: PyTree[ArrayLike]
+    ) -> tuple[Inexact[Array, " D"], Inexact[Array, " D"]]:
+        """The pair `(A, b)` with $f(x, u) = A \\odot x + b$, from `drive = drive(u)`."""
+
+    def driven_vector_field(
+        self, x: Inexact[Array, " D"], drive: PyTree[ArrayLike]
+    ) -> Inexact[Array, " D"]:
+        A, b = self.affine_form(x, drive)
+        return A * x + b
+
+    def vector_field(
+        self, x: Inexact[Array, " D"], u: Inexact[Array, " P"]
+    ) -> Inexact[Array, " D"]:
+        return self.driven_vector_field(x, self.drive(u))

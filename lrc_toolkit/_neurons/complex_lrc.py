@@ -5,10 +5,10 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import jax.random as jr
-from jaxtyping import Array, Complex, Float, Inexact, PRNGKeyArray
+from jaxtyping import Array, Float, Inexact, PRNGKeyArray
 
 from ._init import default_float, uniform
-from .base import AbstractLiquidNeuron
+from .base import AbstractAffineNeuron
 
 
 _COMPLEX_CHOICES = ("w_x", "h_x", "sigma_x", "mu_x")
@@ -21,7 +21,7 @@ def _complex_dtype(real_dtype) -> jnp.dtype:
     )
 
 
-class ComplexLRC(AbstractLiquidNeuron):
+class ComplexLRC(AbstractAffineNeuron):
     r"""The diagonal LRC neuron with a complex state and complex self-synapses
     (the paper's Table 11).
 
@@ -216,12 +216,3 @@ class ComplexLRC(AbstractLiquidNeuron):
                 eps = jax.nn.sigmoid(pre + w) - jax.nn.sigmoid(pre - w)
             A, b = A * eps, b * eps
         return A, b
-
-    def driven_vector_field(self, x, drive):
-        A, b = self.affine_form(x, drive)
-        return A * x + b
-
-    def vector_field(
-        self, x: Inexact[Array, " D"], u: Float[Array, " P"]
-    ) -> Complex[Array, " D"]:
-        return self.driven_vector_field(x, self.drive(u))

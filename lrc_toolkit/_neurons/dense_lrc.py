@@ -8,10 +8,10 @@ import jax.random as jr
 from jaxtyping import Array, Float, PRNGKeyArray
 
 from ._init import default_float, inv_softplus, uniform
-from .base import AbstractLiquidNeuron
+from .base import AbstractAffineNeuron
 
 
-class DenseLRC(AbstractLiquidNeuron):
+class DenseLRC(AbstractAffineNeuron):
     r"""The original all-to-all liquid-resistance liquid-capacitance neuron.
 
     Every pair of neurons $j \to i$ and every input $k \to i$ has a synapse:
@@ -126,12 +126,3 @@ class DenseLRC(AbstractLiquidNeuron):
         z = z_u + jnp.sum(self.h * s, axis=0)
         eps = jax.nn.sigmoid(e_u + self.W_eps[:, self.input_size :] @ x)
         return -jax.nn.sigmoid(f) * eps, self.e_leak * jnp.tanh(z) * eps
-
-    def driven_vector_field(self, x, drive):
-        A, b = self.affine_form(x, drive)
-        return A * x + b
-
-    def vector_field(
-        self, x: Float[Array, " D"], u: Float[Array, " P"]
-    ) -> Float[Array, " D"]:
-        return self.driven_vector_field(x, self.drive(u))

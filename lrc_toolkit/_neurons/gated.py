@@ -17,7 +17,7 @@ import jax.random as jr
 from jaxtyping import Array, Float, PRNGKeyArray
 
 from ._init import default_float, uniform
-from .base import AbstractLiquidNeuron
+from .base import AbstractAffineNeuron
 
 
 def _check_sizes(state_size, input_size) -> None:
@@ -42,7 +42,7 @@ def _gates(num_gates: int, state_size: int, input_size: int, dtype, key):
     ]
 
 
-class GRUNeuron(AbstractLiquidNeuron):
+class GRUNeuron(AbstractAffineNeuron):
     r"""A gated recurrent unit with diagonal recurrent weights, as an ODE.
 
     $$
@@ -111,17 +111,8 @@ class GRUNeuron(AbstractLiquidNeuron):
         c = jnp.tanh(d_c + self.w_c * (r * x))
         return -z, z * c
 
-    def driven_vector_field(self, x, drive):
-        A, b = self.affine_form(x, drive)
-        return A * x + b
 
-    def vector_field(
-        self, x: Float[Array, " D"], u: Float[Array, " P"]
-    ) -> Float[Array, " D"]:
-        return self.driven_vector_field(x, self.drive(u))
-
-
-class MGUNeuron(AbstractLiquidNeuron):
+class MGUNeuron(AbstractAffineNeuron):
     r"""A minimal gated unit with diagonal recurrent weights, as an ODE.
 
     The MGU (Zhou et al., 2016) is a GRU whose single forget gate $f$ plays the
@@ -179,17 +170,8 @@ class MGUNeuron(AbstractLiquidNeuron):
         c = jnp.tanh(d_c + self.w_c * (f * x))
         return -f, f * c
 
-    def driven_vector_field(self, x, drive):
-        A, b = self.affine_form(x, drive)
-        return A * x + b
 
-    def vector_field(
-        self, x: Float[Array, " D"], u: Float[Array, " P"]
-    ) -> Float[Array, " D"]:
-        return self.driven_vector_field(x, self.drive(u))
-
-
-class LSTMNeuron(AbstractLiquidNeuron):
+class LSTMNeuron(AbstractAffineNeuron):
     r"""A long short-term memory cell in cell-state-only diagonal form, as an ODE.
 
     The state is the cell state $x = c$. The gates see it through the neuron's own
@@ -264,12 +246,3 @@ class LSTMNeuron(AbstractLiquidNeuron):
         f = jax.nn.sigmoid(d_f + self.w_f * h)
         g = jnp.tanh(d_g + self.w_g * h)
         return f - 1, i * g
-
-    def driven_vector_field(self, x, drive):
-        A, b = self.affine_form(x, drive)
-        return A * x + b
-
-    def vector_field(
-        self, x: Float[Array, " D"], u: Float[Array, " P"]
-    ) -> Float[Array, " D"]:
-        return self.driven_vector_field(x, self.drive(u))

@@ -8,7 +8,7 @@ import jax.random as jr
 from jaxtyping import Array, Float, PRNGKeyArray
 
 from ._init import default_float, uniform
-from .base import AbstractLiquidNeuron
+from .base import AbstractAffineNeuron
 
 
 _ELASTANCES = ("asymmetric", "symmetric", "none")
@@ -16,7 +16,7 @@ _INITS = ("reference", "biophysical")
 _STATE_DEPENDENCE = ("full", "update", "none")
 
 
-class LRC(AbstractLiquidNeuron):
+class LRC(AbstractAffineNeuron):
     r"""The diagonal liquid-resistance liquid-capacitance neuron of LrcSSM.
 
     For state $x \in \mathbb{R}^D$ and input $u \in \mathbb{R}^P$, with $\sigma$ the
@@ -215,15 +215,6 @@ class LRC(AbstractLiquidNeuron):
         if self.rho is not None:
             A = -(1 - self.rho) + self.rho * A
         return A, b
-
-    def driven_vector_field(self, x, drive):
-        A, b = self.affine_form(x, drive)
-        return A * x + b
-
-    def vector_field(
-        self, x: Float[Array, " D"], u: Float[Array, " P"]
-    ) -> Float[Array, " D"]:
-        return self.driven_vector_field(x, self.drive(u))
 
 
 def STC(

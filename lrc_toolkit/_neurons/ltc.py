@@ -7,10 +7,10 @@ import jax.random as jr
 from jaxtyping import Array, Float, PRNGKeyArray
 
 from ._init import default_float, inv_softplus, uniform
-from .base import AbstractLiquidNeuron
+from .base import AbstractAffineNeuron
 
 
-class LTC(AbstractLiquidNeuron):
+class LTC(AbstractAffineNeuron):
     r"""The liquid time-constant neuron (Hasani et al., 2021).
 
     $$
@@ -108,12 +108,3 @@ class LTC(AbstractLiquidNeuron):
         den = g_leak + jnp.sum(act, axis=0) + sens_den
         num = g_leak * self.v_leak + jnp.sum(act * self.erev, axis=0) + sens_num
         return -den / cm, num / cm
-
-    def driven_vector_field(self, x, drive):
-        A, b = self.affine_form(x, drive)
-        return A * x + b
-
-    def vector_field(
-        self, x: Float[Array, " D"], u: Float[Array, " P"]
-    ) -> Float[Array, " D"]:
-        return self.driven_vector_field(x, self.drive(u))
