@@ -2,6 +2,7 @@
 independent reference (a plain Python loop, finite differences, a tight Tsit5)."""
 
 import dataclasses
+import functools
 
 import diffrax
 import equinox as eqx
@@ -278,9 +279,9 @@ def test_gradients_match_autodiff_through_scan(make, kwargs, getkey):
     expected = eqx.filter_grad(lambda a: _loss(lt.solve_sequential, *a, **seq_kwargs))(
         (neuron, x0, inputs, dt)
     )
-    got = eqx.filter_jit(eqx.filter_grad(lambda a: _loss(lt.solve_parallel, *a, **kwargs)))(
-        (neuron, x0, inputs, dt)
-    )
+    got = eqx.filter_jit(
+        eqx.filter_grad(lambda a: _loss(lt.solve_parallel, *a, **kwargs))
+    )((neuron, x0, inputs, dt))
     for e, g in zip(jax.tree.leaves(expected), jax.tree.leaves(got)):
         assert jnp.all(jnp.abs(e - g) <= 1e-6 * jnp.max(jnp.abs(e)) + 1e-12)
 
@@ -603,7 +604,8 @@ def test_fallback_replaces_only_failed_sequences_under_vmap(getkey):
     for i in (0, 2):
         assert max_abs_diff(safe.states[i], plain.states[i]) == 0
         assert (
-            max_abs_diff(safe.states[i], python_loop(neuron, x0, inputs[i], 0.02)) < 1e-9
+            max_abs_diff(safe.states[i], python_loop(neuron, x0, inputs[i], 0.02))
+            < 1e-9
         )
     # The failed one is the plain loop (which itself overflows to inf/nan here), not
     # a silently wrong finite answer.
@@ -636,3 +638,42 @@ def test_safeguard_arguments_validated(lrc):
         lt.solve_parallel(lrc, jnp.zeros(4), jnp.zeros((5, 3)), fallback="pray")
     with pytest.raises(ValueError, match="damping"):
         lt.solve_parallel(lrc, jnp.zeros(4), jnp.zeros((5, 3)), damping=-1.0)
+
+
+# ------------------------------------------ the accelerator path, tested on the CPU
+
+
+@pytest.mark.parametrize("dtype", [jnp.float32, jnp.float64])
+@pytest.mark.parametrize("name", ["lrc", "lrc_symmetric", "dense_lrc"])
+def test_associative_scan_newton_matches_sequential(name, dtype, getkey):
+    """On a CPU the Newton step defaults to a sequential scan; accelerators use
+    `jax.lax.associative_scan`. Check that path here too, forward and gradient."""
+    associative = functools.partial(lt.linear_recurrence, scan="associative")
+    if name in DIAGONAL:
+        T, D, P, make, disc = 10_000, 64, 8, DIAGONAL[name], lt.Euler()
+    else:
+        T, D, P = 10_000, 16, 4
+        make, disc = DENSE[name]
+    for scale in (1.0, 3.0):
+        neuron = scaled(make(D, P, dtype, getkey()), scale)
+        inputs, _ = data(getkey(), T, P, dtype)
+        x0 = jnp.zeros(D, dtype)
+        seq = lt.solve_sequential(neuron, x0, inputs, discretisation=disc).states
+        par = eqx.filter_jit(
+            lambda n, u: lt.solve_parallel(
+                n, x0, u, discretisation=disc, recurrence=associative
+            )
+        )(neuron, inputs)
+        assert max_abs_diff(par.states, seq) <= TOL[dtype]
+    if dtype == jnp.float64:
+        small = make(6, 3, dtype, getkey())
+        u, _ = data(getkey(), 300, 3, dtype)
+        x0 = 0.1 * jnp.ones(6, dtype)
+        expected = eqx.filter_grad(lambda a: _loss(lt.solve_sequential, *a, 1.0))(
+            (small, x0, u)
+        )
+        got = eqx.filter_grad(
+            lambda a: _loss(lt.solve_parallel, *a, 1.0, recurrence=associative)
+        )((small, x0, u))
+        for e, g in zip(jax.tree.leaves(expected), jax.tree.leaves(got)):
+            assert jnp.all(jnp.abs(e - g) <= 1e-6 * jnp.max(jnp.abs(e)) + 1e-12)
