@@ -2,6 +2,7 @@
 
 import argparse
 import csv
+import itertools
 import os
 import platform
 import statistics
@@ -163,3 +164,40 @@ def fmt(rows: list[dict], keys: list[str]) -> str:
     lines = ["| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
     lines += ["| " + " | ".join(cell(r.get(k, "")) for k in keys) + " |" for r in rows]
     return "\n".join(lines)
+
+
+def sweep(
+    description: str,
+    axes: dict[str, type],
+    quick: dict,
+    full: dict,
+    run: Callable[..., list[dict]],
+    name: str,
+    plot: Callable[[list[dict], Path], None],
+    columns: list[str] | None = None,
+    argv=None,
+) -> list[dict]:
+    """The common `main` of the grid benchmarks: parse the shared options plus one
+    `--<axis>` override per grid axis, run `run(args, **point)` (a list of rows) at
+    every point of the grid in order, print each point's rows, then write
+    `<out>/<name>.csv` and (unless `--no-plot`) `<out>/<name>.png`."""
+    p = parser(description)
+    for axis, kind in axes.items():
+        p.add_argument(
+            f"--{axis}", type=kind, nargs="*", help=f"override the {axis} grid"
+        )
+    args = p.parse_args(argv)
+    grid = dict(quick if args.quick else full)
+    for axis in axes:
+        if getattr(args, axis):
+            grid[axis] = tuple(getattr(args, axis))
+    print(machine())
+    rows = []
+    for point in itertools.product(*(grid[axis] for axis in axes)):
+        new = run(args, **dict(zip(axes, point)))
+        rows += new
+        print(fmt(new, columns or list(new[0])), flush=True)
+    write_csv(args.out / f"{name}.csv", rows)
+    if not args.no_plot:
+        plot(rows, args.out / f"{name}.png")
+    return rows

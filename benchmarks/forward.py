@@ -10,22 +10,19 @@ sequential solution on every timed call. Writes `results/forward.csv` and
 """
 
 import functools
-import itertools
 
 import jax
 import jax.numpy as jnp
 from _common import (
     batched,
     compiled_memory,
-    fmt,
     machine,
     max_diff,
     median_ms,
     naive_quasi_newton,
-    parser,
     problem,
+    sweep,
     time_interleaved,
-    write_csv,
 )
 
 import lrc_toolkit as lt
@@ -133,41 +130,19 @@ def plot(rows, path):
 
 
 def main(argv=None):
-    p = parser(__doc__.splitlines()[0])
-    p.add_argument("--T", type=int, nargs="*", help="override the lengths")
-    p.add_argument("--D", type=int, nargs="*", help="override the state sizes")
-    p.add_argument("--batch", type=int, nargs="*", help="override the batch sizes")
-    args = p.parse_args(argv)
-    grid = dict(QUICK if args.quick else FULL)
-    for k in ("T", "D", "batch"):
-        if getattr(args, k):
-            grid[k] = tuple(getattr(args, k))
-    print(machine())
-    rows = []
-    for T, D, batch in itertools.product(grid["T"], grid["D"], grid["batch"]):
-        new = run(T, D, batch, args.repeats)
-        rows += new
-        print(
-            fmt(
-                new,
-                [
-                    "T",
-                    "D",
-                    "batch",
-                    "contender",
-                    "median_ms",
-                    "ratio_to_scan",
-                    "iterations",
-                    "peak_mib",
-                    "status",
-                ],
-            ),
-            flush=True,
-        )
-    write_csv(args.out / "forward.csv", rows)
-    if not args.no_plot:
-        plot(rows, args.out / "forward.png")
-    return rows
+    columns = ["T", "D", "batch", "contender", "median_ms", "ratio_to_scan"]
+    columns += ["iterations", "peak_mib", "status"]
+    return sweep(
+        __doc__.splitlines()[0],
+        {"T": int, "D": int, "batch": int},
+        QUICK,
+        FULL,
+        lambda args, T, D, batch: run(T, D, batch, args.repeats),
+        "forward",
+        plot,
+        columns,
+        argv,
+    )
 
 
 if __name__ == "__main__":

@@ -11,7 +11,6 @@ call's gradients are checked against autodiff through `lax.scan`. Writes
 """
 
 import functools
-import itertools
 
 import equinox as eqx
 import jax
@@ -19,13 +18,11 @@ import jax.numpy as jnp
 import jax.random as jr
 from _common import (
     compiled_memory,
-    fmt,
     machine,
     median_ms,
-    parser,
     problem,
+    sweep,
     time_interleaved,
-    write_csv,
 )
 
 import lrc_toolkit as lt
@@ -139,41 +136,19 @@ def plot(rows, path):
 
 
 def main(argv=None):
-    p = parser(__doc__.splitlines()[0])
-    p.add_argument("--T", type=int, nargs="*")
-    p.add_argument("--D", type=int, nargs="*")
-    p.add_argument("--batch", type=int, nargs="*")
-    args = p.parse_args(argv)
-    grid = dict(QUICK if args.quick else FULL)
-    for k in ("T", "D", "batch"):
-        if getattr(args, k):
-            grid[k] = tuple(getattr(args, k))
-    print(machine())
-    rows = []
-    for T, D, batch in itertools.product(grid["T"], grid["D"], grid["batch"]):
-        new = run(T, D, batch, args.repeats)
-        rows += new
-        print(
-            fmt(
-                new,
-                [
-                    "T",
-                    "D",
-                    "batch",
-                    "contender",
-                    "median_ms",
-                    "ratio_to_scan",
-                    "peak_mib",
-                    "grad_rel_err",
-                    "status",
-                ],
-            ),
-            flush=True,
-        )
-    write_csv(args.out / "gradient.csv", rows)
-    if not args.no_plot:
-        plot(rows, args.out / "gradient.png")
-    return rows
+    columns = ["T", "D", "batch", "contender", "median_ms", "ratio_to_scan"]
+    columns += ["peak_mib", "grad_rel_err", "status"]
+    return sweep(
+        __doc__.splitlines()[0],
+        {"T": int, "D": int, "batch": int},
+        QUICK,
+        FULL,
+        lambda args, T, D, batch: run(T, D, batch, args.repeats),
+        "gradient",
+        plot,
+        columns,
+        argv,
+    )
 
 
 if __name__ == "__main__":

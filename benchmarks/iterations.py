@@ -10,19 +10,14 @@ listed too. Every run's states are checked against `lax.scan`. Writes
 `results/iterations.csv` and `results/iterations.png`.
 """
 
-import itertools
-
 import jax
 import jax.numpy as jnp
 import jax.random as jr
 from _common import (
-    fmt,
-    machine,
     max_diff,
     naive_quasi_newton,
-    parser,
     problem,
-    write_csv,
+    sweep,
 )
 
 import lrc_toolkit as lt
@@ -94,23 +89,16 @@ def plot(rows, path):
 
 
 def main(argv=None):
-    p = parser(__doc__.splitlines()[0])
-    p.add_argument("--T", type=int, nargs="*", help="override the lengths")
-    p.add_argument("--scale", type=float, nargs="*", help="override the scales")
-    args = p.parse_args(argv)
-    grid = dict(QUICK if args.quick else FULL)
-    for k in ("T", "scale"):
-        if getattr(args, k):
-            grid[k] = tuple(getattr(args, k))
-    print(machine())
-    rows = []
-    for T, scale in itertools.product(grid["T"], grid["scale"]):
-        rows.append(run(T, scale))
-        print(fmt(rows[-1:], list(rows[-1])), flush=True)
-    write_csv(args.out / "iterations.csv", rows)
-    if not args.no_plot:
-        plot(rows, args.out / "iterations.png")
-    return rows
+    return sweep(
+        __doc__.splitlines()[0],
+        {"T": int, "scale": float},
+        QUICK,
+        FULL,
+        lambda args, T, scale: [run(T, scale)],
+        "iterations",
+        plot,
+        argv=argv,
+    )
 
 
 if __name__ == "__main__":

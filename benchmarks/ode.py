@@ -18,14 +18,12 @@ import diffrax
 import jax.numpy as jnp
 from _common import (
     batched,
-    fmt,
     machine,
     max_diff,
     median_ms,
-    parser,
     problem,
+    sweep,
     time_interleaved,
-    write_csv,
 )
 
 import lrc_toolkit as lt
@@ -99,25 +97,16 @@ def plot(rows, path):
 
 
 def main(argv=None):
-    p = parser(__doc__.splitlines()[0])
-    p.add_argument("--T", type=int, nargs="*", help="override the lengths")
-    p.add_argument("--D", type=int, nargs="*", help="override the state sizes")
-    args = p.parse_args(argv)
-    grid = dict(QUICK if args.quick else FULL)
-    for k in ("T", "D"):
-        if getattr(args, k):
-            grid[k] = tuple(getattr(args, k))
-    print(machine())
-    rows = []
-    for T in grid["T"]:
-        for D in grid["D"]:
-            new = run(T, D, args.repeats)
-            rows += new
-            print(fmt(new, list(new[0])), flush=True)
-    write_csv(args.out / "ode.csv", rows)
-    if not args.no_plot:
-        plot(rows, args.out / "ode.png")
-    return rows
+    return sweep(
+        __doc__.splitlines()[0],
+        {"T": int, "D": int},
+        QUICK,
+        FULL,
+        lambda args, T, D: run(T, D, args.repeats),
+        "ode",
+        plot,
+        argv=argv,
+    )
 
 
 if __name__ == "__main__":

@@ -11,19 +11,16 @@ checked against the sequential scan. Writes `results/scan.csv` and
 """
 
 import functools
-import itertools
 
 import jax
 import jax.numpy as jnp
 import jax.random as jr
 from _common import (
-    fmt,
     machine,
     max_diff,
     median_ms,
-    parser,
+    sweep,
     time_interleaved,
-    write_csv,
 )
 
 import lrc_toolkit as lt
@@ -115,24 +112,16 @@ def plot(rows, path):
 
 
 def main(argv=None):
-    p = parser(__doc__.splitlines()[0])
-    p.add_argument("--T", type=int, nargs="*", help="override the lengths")
-    p.add_argument("--D", type=int, nargs="*", help="override the state sizes")
-    args = p.parse_args(argv)
-    grid = dict(QUICK if args.quick else FULL)
-    for k in ("T", "D"):
-        if getattr(args, k):
-            grid[k] = tuple(getattr(args, k))
-    print(machine())
-    rows = []
-    for T, D in itertools.product(grid["T"], grid["D"]):
-        new = run(T, D, args.repeats)
-        rows += new
-        print(fmt(new, list(new[0])), flush=True)
-    write_csv(args.out / "scan.csv", rows)
-    if not args.no_plot:
-        plot(rows, args.out / "scan.png")
-    return rows
+    return sweep(
+        __doc__.splitlines()[0],
+        {"T": int, "D": int},
+        QUICK,
+        FULL,
+        lambda args, T, D: run(T, D, args.repeats),
+        "scan",
+        plot,
+        argv=argv,
+    )
 
 
 if __name__ == "__main__":
