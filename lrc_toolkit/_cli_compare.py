@@ -8,6 +8,8 @@ NEURONS = ("lrc", "lrc-symmetric", "stc", "dense-lrc", "ltc")
 
 
 def add_compare_parser(subparsers) -> None:
+    from .cli import _positive_float, _positive_int, _seed
+
     p = subparsers.add_parser(
         "compare",
         help="solve one neuron sequentially, in parallel and as an ODE; compare",
@@ -18,22 +20,17 @@ def add_compare_parser(subparsers) -> None:
         ),
     )
     p.add_argument("--neuron", choices=NEURONS, default="lrc")
-    p.add_argument("--state", type=int, default=16, help="state size D")
-    p.add_argument("--inputs", type=int, default=4, help="input channels P")
-    p.add_argument("--length", type=int, default=1000, help="time steps T")
-    p.add_argument("--dt", type=float, default=1.0, help="step size")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--state", type=_positive_int, default=16, help="state size D")
+    p.add_argument("--inputs", type=_positive_int, default=4, help="input channels P")
+    p.add_argument("--length", type=_positive_int, default=1000, help="time steps T")
+    p.add_argument("--dt", type=_positive_float, default=1.0, help="step size")
+    p.add_argument("--seed", type=_seed, default=0)
     p.add_argument("--float64", action="store_true", help="compute in float64")
     p.add_argument("--out", default="compare_out", help="directory for the figure")
     p.set_defaults(func=run_compare)
 
 
 def _check(args) -> None:
-    for name in ("state", "inputs", "length"):
-        if getattr(args, name) < 1:
-            raise ValueError(f"--{name} must be a positive integer.")
-    if not args.dt > 0:
-        raise ValueError("--dt must be positive.")
     os.makedirs(args.out, exist_ok=True)
     if not os.access(args.out, os.W_OK):
         raise ValueError(f"--out {args.out!r} is not writable.")
