@@ -15,6 +15,7 @@ from ._discretise import (
     AbstractDiscretisation as AbstractDiscretisation,
     DiffraxStep as DiffraxStep,
     Euler as Euler,
+    ImplicitEuler as ImplicitEuler,
     SemiImplicitEuler as SemiImplicitEuler,
 )
 from ._neurons.base import (
@@ -31,14 +32,25 @@ from ._neurons.gated import (
 from ._neurons.lrc import LRC as LRC, STC as STC
 from ._neurons.ltc import LTC as LTC
 from ._solution import RESULTS as RESULTS, Solution as Solution
-from ._solve.auto import solve as solve
-from ._solve.linear_scan import linear_recurrence as linear_recurrence
-from ._solve.ode import solve_ode as solve_ode
-from ._solve.parallel import solve_parallel as solve_parallel
-from ._solve.sequential import solve_sequential as solve_sequential
+from ._solve.auto import Auto as Auto
+from ._solve.base import AbstractLiquidSolver as AbstractLiquidSolver
+from ._solve.linear_scan import (
+    AbstractRecurrence as AbstractRecurrence,
+    AssociativeScan as AssociativeScan,
+    linear_recurrence as linear_recurrence,
+    SequentialScan as SequentialScan,
+)
+from ._solve.newton import ParallelNewton as ParallelNewton
+from ._solve.ode import ODE as ODE
+from ._solve.sequential import Sequential as Sequential
 from ._solve.sharded import (
     sharded_linear_recurrence as sharded_linear_recurrence,
-    solve_parallel_sharded as solve_parallel_sharded,
+    ShardedScan as ShardedScan,
+)
+from ._solve.solve import (
+    solve as solve,
+    solve_parallel as solve_parallel,
+    solve_sequential as solve_sequential,
 )
 
 

@@ -9,13 +9,14 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import ArrayLike
 
+from ._diagnostics import check_jacobian_structure
 from ._discretise import AbstractDiscretisation, Euler
 from ._neurons.base import AbstractLiquidNeuron
-from ._solution import Solution
-from ._solve._common import validate
-from ._solve.ode import solve_ode
-from ._solve.parallel import solve_parallel
-from ._solve.sequential import solve_sequential
+from ._solution import RESULTS, Solution
+from ._solve.newton import ParallelNewton
+from ._solve.ode import ODE
+from ._solve.sequential import Sequential
+from ._solve.solve import solve
 
 
 @dataclasses.dataclass(frozen=True)
@@ -32,6 +33,11 @@ class ViewComparison:
         adaptive ODE solution (discretisation error of the recurrence).
     - `iterations`: Newton iterations of the parallel solve.
     - `seconds`: median wall time of each view after compilation.
+    - `max_factor`: the largest step-Jacobian factor $|\partial\Phi_i/\partial x_i|$
+        along the trajectory (above 1 on a component the ODE damps: the explicit step
+        is unstable; see [`RESULTS`][lrc_toolkit.RESULTS]).
+    - `outcomes`: the [`RESULTS`][lrc_toolkit.RESULTS] message of each view
+        (`""` when successful).
     """
 
     sequential: Solution
@@ -41,6 +47,8 @@ class ViewComparison:
     recurrence_vs_ode: dict[str, float]
     iterations: int
     seconds: dict[str, float]
+    max_factor: float
+    outcomes: dict[str, str]
 
     def summary(self) -> str:
         """A short human-readable table."""
@@ -51,7 +59,12 @@ class ViewComparison:
             f"recurrence vs ODE      : max {ro['max']:.3e}  mean {ro['mean']:.3e}",
             "seconds                : "
             + "  ".join(f"{k} {v:.4f}" for k, v in self.seconds.items()),
+            f"largest step factor    : {self.max_factor:.4g}"
+            + ("  (> 1: check stability)" if self.max_factor > 1 else ""),
         ]
+        for view, message in self.outcomes.items():
+            if message:
+                lines.append(f"{view} failed: {message}")
         return "\n".join(lines)
 
 
@@ -70,38 +83,50 @@ def _diff(x, y) -> dict[str, float]:
     return {"max": float(jnp.max(d)), "mean": float(jnp.mean(d))}
 
 
+def _outcome(sol: Solution) -> str:
+    result = sol.result
+    if bool(result == RESULTS.successful):
+        return ""
+    return RESULTS[result]
+
+
 def compare_views(
     neuron: AbstractLiquidNeuron,
+    x0: ArrayLike | None,
     inputs: ArrayLike,
-    x0: ArrayLike | None = None,
     *,
     dt: ArrayLike = 1.0,
     discretisation: AbstractDiscretisation = Euler(),
-    method: str | None = None,
-    ode_solver: diffrax.AbstractSolver = diffrax.Tsit5(),
-    ode_rtol: float = 1e-8,
-    ode_atol: float = 1e-8,
+    parallel: ParallelNewton = ParallelNewton(),
+    ode: ODE = ODE(
+        diffrax.Tsit5(), stepsize_controller=diffrax.PIDController(rtol=1e-8, atol=1e-8)
+    ),
     repeats: int = 3,
 ) -> ViewComparison:
     r"""Solve one neuron on one input sequence in the three views and compare them.
 
-    - **sequential**: [`solve_sequential`][lrc_toolkit.solve_sequential], the
-        recurrence $x_t = \Phi(x_{t-1}, u_t)$ step by step;
-    - **parallel**: [`solve_parallel`][lrc_toolkit.solve_parallel], the same
-        recurrence by Newton + associative scan;
-    - **ode**: [`solve_ode`][lrc_toolkit.solve_ode] with a fine adaptive solver
-        and the inputs held constant on each step, i.e. the continuous-time model
-        that the recurrence discretises.
+    - **sequential**: [`Sequential`][lrc_toolkit.Sequential], the recurrence
+        $x_t = \Phi(x_{t-1}, u_t)$ step by step;
+    - **parallel**: [`ParallelNewton`][lrc_toolkit.ParallelNewton], the same
+        recurrence by Newton + a parallel scan;
+    - **ode**: [`ODE`][lrc_toolkit.ODE] with a fine adaptive solver and the inputs
+        held constant on each step, i.e. the continuous-time model that the
+        recurrence discretises.
+
+    Before solving, the neuron's declared Jacobian structure is checked
+    ([`check_jacobian_structure`][lrc_toolkit.check_jacobian_structure]); no view
+    raises on failure: each view's outcome is reported, with the largest step factor.
 
     **Arguments:**
 
     - `neuron`: the neuron.
+    - `x0`: the initial state, shape `(D,)`, or `None` for zeros.
     - `inputs`: shape `(T, P)`.
-    - `x0`: the initial state (default zeros).
     - `dt`: the step size, scalar or `(T,)`; the ODE samples are at its cumulative sums.
-    - `discretisation`, `method`: passed to the sequential/parallel solvers.
-    - `ode_solver`, `ode_rtol`, `ode_atol`: the reference ODE solve
-        (`diffrax.PIDController(rtol, atol)`).
+    - `discretisation`: the map $\Phi$ of the sequential and parallel views.
+    - `parallel`: the parallel solver (e.g. `ParallelNewton(method="quasi")`).
+    - `ode`: the reference ODE solver (default Tsit5 with
+        `PIDController(rtol=1e-8, atol=1e-8)`).
     - `repeats`: timed runs per view (after one compile/warm-up run); the median is
         reported.
 
@@ -110,36 +135,39 @@ def compare_views(
     A [`ViewComparison`][lrc_toolkit.ViewComparison]; plot it with
     [`plot_comparison`][lrc_toolkit.plot_comparison].
     """
+    check_jacobian_structure(neuron)
     if x0 is None:
-        inputs = jnp.asarray(inputs)
-        x0 = jnp.zeros((neuron.state_size,), inputs.dtype)
-    x0, inputs, dts = validate(neuron, x0, inputs, dt)
-    ts = jnp.cumsum(dts)
-    seq_fn = eqx.filter_jit(
-        lambda n, u: solve_sequential(n, x0, u, dt=dts, discretisation=discretisation)
-    )
-    par_fn = eqx.filter_jit(
-        lambda n, u: solve_parallel(
-            n, x0, u, dt=dts, discretisation=discretisation, method=method
+        x0 = jnp.zeros((neuron.state_size,), jnp.asarray(inputs).dtype)
+
+    def view(solver):
+        return eqx.filter_jit(
+            lambda n, x, u: solve(
+                n,
+                x,
+                u,
+                solver=solver,
+                dt=dt,
+                discretisation=discretisation,
+                throw=False,
+            )
         )
-    )
-    controller = diffrax.PIDController(rtol=ode_rtol, atol=ode_atol)
-    ode_fn = eqx.filter_jit(
-        lambda n, u: solve_ode(
-            n, ts, u, x0, solver=ode_solver, stepsize_controller=controller, t0=0.0
-        )
-    )
-    seq, t_seq = _timed(lambda: seq_fn(neuron, inputs), repeats)
-    par, t_par = _timed(lambda: par_fn(neuron, inputs), repeats)
-    ode, t_ode = _timed(lambda: ode_fn(neuron, inputs), repeats)
+
+    views = {"sequential": Sequential(), "parallel": parallel, "ode": ode}
+    sols, seconds = {}, {}
+    for name, solver in views.items():
+        fn = view(solver)
+        sols[name], seconds[name] = _timed(lambda: fn(neuron, x0, inputs), repeats)
+    seq, par, ode_sol = sols["sequential"], sols["parallel"], sols["ode"]
     return ViewComparison(
         sequential=seq,
         parallel=par,
-        ode=ode,
+        ode=ode_sol,
         parallel_vs_sequential=_diff(par.states, seq.states),
-        recurrence_vs_ode=_diff(seq.states, ode.states),
+        recurrence_vs_ode=_diff(seq.states, ode_sol.states),
         iterations=int(par.iterations),
-        seconds={"sequential": t_seq, "parallel": t_par, "ode": t_ode},
+        seconds=seconds,
+        max_factor=float(jnp.fmax(par.stats["max_factor"], seq.stats["max_factor"])),
+        outcomes={name: _outcome(sol) for name, sol in sols.items()},
     )
 
 

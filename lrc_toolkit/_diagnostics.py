@@ -10,7 +10,6 @@ from ._solve._common import (
     check_discretisation,
     check_neuron,
     drives,
-    step_fn,
     validate,
 )
 
@@ -104,14 +103,15 @@ def check_jacobian_structure(
 def transition_factors(
     neuron: AbstractLiquidNeuron,
     x0: ArrayLike,
-    states: ArrayLike,
     inputs: ArrayLike,
+    states: ArrayLike,
     *,
     dt: ArrayLike = 1.0,
     discretisation: AbstractDiscretisation = Euler(),
 ) -> Inexact[Array, "T D"]:
     r"""The diagonal of the step Jacobian, $\partial \Phi_i / \partial x_i$, along a
-    trajectory: entry $t$ is evaluated at $(x_{t-1}, u_t)$.
+    trajectory: entry $t$ is evaluated at $(x_{t-1}, u_t)$ (for an implicit step,
+    around $x_t$).
 
     For a diagonal neuron these are the factors that multiply perturbations from one
     step to the next. Their magnitudes below 1 everywhere mean the recurrence is
@@ -120,7 +120,8 @@ def transition_factors(
 
     **Arguments:**
 
-    - `neuron`, `x0`, `inputs`, `dt`, `discretisation`: as for the solvers.
+    - `neuron`, `x0`, `inputs`, `dt`, `discretisation`: as for
+        [`solve`][lrc_toolkit.solve].
     - `states`: the trajectory $x_1, \dots, x_T$ (e.g. `Solution.states`).
 
     **Returns:**
@@ -134,7 +135,9 @@ def transition_factors(
         raise ValueError(
             f"`states` must have shape {(inputs.shape[0], x0.shape[0])}, got {states.shape}."
         )
-    phi = step_fn(neuron, discretisation)
     prev = jnp.concatenate([x0[None], states[:-1]])
-    jac = jax.vmap(jax.jacfwd(phi))(prev, drives(neuron, inputs), dt)
+    phi = lambda p, g, d, h: discretisation.newton_step(neuron, p, g, d, h)
+    jac = jax.vmap(jax.jacfwd(phi, holomorphic=jnp.iscomplexobj(prev)))(
+        prev, states, drives(neuron, inputs), dt
+    )
     return jnp.diagonal(jac, axis1=-2, axis2=-1)

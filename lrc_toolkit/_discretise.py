@@ -1,8 +1,12 @@
 import abc
+from typing import ClassVar
 
 import diffrax
 import equinox as eqx
+import jax
 import jax.numpy as jnp
+import lineax as lx
+import optimistix as optx
 from jaxtyping import Array, Inexact, PyTree, Real
 
 from ._neurons.base import AbstractLiquidNeuron
@@ -12,11 +16,20 @@ class AbstractDiscretisation(eqx.Module):
     r"""Turns a neuron's vector field into a one-step map
     $x_t = \Phi(x_{t-1}, u_t; \Delta t_t)$.
 
-    Both [`solve_sequential`][lrc_toolkit.solve_sequential] (a `lax.scan` of $\Phi$)
-    and [`solve_parallel`][lrc_toolkit.solve_parallel] (Newton on the whole sequence)
+    Both [`Sequential`][lrc_toolkit.Sequential] (a `lax.scan` of $\Phi$) and
+    [`ParallelNewton`][lrc_toolkit.ParallelNewton] (Newton on the whole sequence)
     evaluate the recurrence defined by a discretisation, so they agree to solver
     tolerance for any of them. The input is held constant over each step.
+
+    A discretisation defines `step` (used by the sequential solver) and
+    `newton_step`, the map whose derivative with respect to the previous state is
+    the step Jacobian $\partial\Phi/\partial x_{t-1}$ (used by Newton on the whole
+    trajectory and by the fixed-point adjoint). For an explicit step the two are the
+    same; an implicit step (`implicit = True`) linearises around a guess of the new
+    state.
     """
+
+    implicit: ClassVar[bool] = False
 
     @abc.abstractmethod
     def step(
@@ -39,6 +52,22 @@ class AbstractDiscretisation(eqx.Module):
 
         The state at the end of the step.
         """
+
+    def newton_step(
+        self,
+        neuron: AbstractLiquidNeuron,
+        x: Inexact[Array, " D"],
+        guess: Inexact[Array, " D"],
+        drive: PyTree[Array],
+        dt: Real[Array, ""],
+    ) -> Inexact[Array, " D"]:
+        """The step linearised around `guess`, an estimate of its result.
+
+        Equal to `step(neuron, x, drive, dt)` where `guess` is the exact result, and
+        with the same derivative with respect to `x` and the parameters there. An
+        explicit step ignores `guess`.
+        """
+        return self.step(neuron, x, drive, dt)
 
 
 class Euler(AbstractDiscretisation):
@@ -119,3 +148,99 @@ class DiffraxStep(AbstractDiscretisation):
         state = solver.init(term, t0, dt, x, drive)
         x1, *_ = solver.step(term, t0, dt, x, drive, state, made_jump=False)
         return x1
+
+
+def _root_tolerances(dtype) -> tuple[float, float]:
+    if jnp.finfo(dtype).bits >= 64:
+        return 1e-12, 1e-12
+    return 1e-6, 1e-6
+
+
+class ImplicitEuler(AbstractDiscretisation):
+    r"""Backward (implicit) Euler, A-stable: $x_t$ solves
+    $r(x_t) = x_t - x_{t-1} - \Delta t\, f(x_t, u_t) = 0$.
+
+    Use it for stiff neurons, whose fastest time constant $\tau$ is smaller than
+    $\Delta t / 2$ somewhere (explicit Euler then overshoots and explodes): the
+    step is stable for every $\Delta t$ whenever the neuron is
+    ($\partial f/\partial x \le 0$). Works for any neuron, diagonal or dense.
+
+    - Sequentially, each step is a root find (`optimistix.Newton` from $x_{t-1}$,
+      with a diagonal Lineax solve for diagonal neurons).
+    - In parallel, [`ParallelNewton`][lrc_toolkit.ParallelNewton] runs Newton on the
+      residuals of the whole trajectory at once. Linearised at the iterate
+      $x^{(k)}$, with $F_t = \partial f/\partial x\,(x^{(k)}_t, u_t)$, the residuals
+      give the linear recurrence
+      $(I - \Delta t F_t)\, x_t = x_{t-1} + \Delta t\,(f(x^{(k)}_t) - F_t x^{(k)}_t)$,
+      i.e. $x_t = M_t x_{t-1} + M_t c_t$ with $M_t = (I - \Delta t F_t)^{-1}$:
+      elementwise for a diagonal neuron, a batched Lineax solve for a dense one.
+    - Gradients use the fixed-point adjoint with the implicit step Jacobian
+      $\partial x_t / \partial x_{t-1} = M_t$.
+
+    **Arguments:**
+
+    - `rtol`, `atol`: tolerances of the sequential root find (default $10^{-6}$ in
+        float32, $10^{-12}$ in float64).
+    - `max_steps`: the iteration limit of each root find.
+    """
+
+    implicit: ClassVar[bool] = True
+    rtol: float | None = eqx.field(default=None, static=True)
+    atol: float | None = eqx.field(default=None, static=True)
+    max_steps: int = eqx.field(default=32, static=True)
+
+    def __check_init__(self):
+        for name in ("rtol", "atol"):
+            value = getattr(self, name)
+            if value is not None and not value > 0:
+                raise ValueError(f"`{name}` must be positive or None, got {value!r}.")
+        if not isinstance(self.max_steps, int) or self.max_steps < 1:
+            raise ValueError(
+                f"`max_steps` must be a positive integer, got {self.max_steps!r}."
+            )
+
+    def step(self, neuron, x, drive, dt):
+        dt = jnp.asarray(dt).astype(x.dtype)
+        default_rtol, default_atol = _root_tolerances(x.dtype)
+        rtol = default_rtol if self.rtol is None else self.rtol
+        atol = default_atol if self.atol is None else self.atol
+
+        def residual(y, args):
+            prev, drive, dt = args
+            return y - prev - dt * neuron.driven_vector_field(y, drive)
+
+        diagonal = neuron.jacobian_structure == "diagonal"
+        sol = optx.root_find(
+            residual,
+            optx.Newton(
+                rtol=rtol,
+                atol=atol,
+                linear_solver=lx.Diagonal()
+                if diagonal
+                else lx.AutoLinearSolver(well_posed=True),
+            ),
+            x,
+            args=(x, drive, dt),
+            max_steps=self.max_steps,
+            tags=frozenset({lx.diagonal_tag}) if diagonal else frozenset(),
+            throw=False,
+        )
+        # A failed root find leaves NaN, so that the solver reports it.
+        ok = sol.result == optx.RESULTS.successful
+        return jnp.where(ok, sol.value, jnp.nan)
+
+    def newton_step(self, neuron, x, guess, drive, dt):
+        # One Newton step of the residual from `guess`. Its derivative with respect
+        # to x (and, where the residual vanishes, to the parameters) is that of the
+        # implicit step, M = (I - Δt F)^{-1}; F is evaluated at the (held) guess.
+        dt = jnp.asarray(dt).astype(x.dtype)
+        guess = jax.lax.stop_gradient(guess)
+        field = lambda y: neuron.driven_vector_field(y, drive)
+        r = guess - x - dt * field(guess)
+        if neuron.jacobian_structure == "diagonal":
+            _, F = jax.jvp(field, (guess,), (jnp.ones_like(guess),))
+            return guess - r / (1 - dt * jax.lax.stop_gradient(F))
+        F = jax.jacfwd(field, holomorphic=jnp.iscomplexobj(guess))(guess)
+        F = jax.lax.stop_gradient(F)
+        operator = lx.MatrixLinearOperator(jnp.eye(x.shape[0], dtype=x.dtype) - dt * F)
+        return guess - lx.linear_solve(operator, r, lx.LU()).value

@@ -23,7 +23,7 @@ import jax.random as jr
 import numpy as np
 from jaxtyping import Array, ArrayLike, Bool, Float, Int
 
-from ._solve.parallel import solve_parallel
+from ._solve.newton import ParallelNewton
 
 
 @dataclasses.dataclass(frozen=True)
@@ -86,9 +86,9 @@ def newton_iterations(
 ) -> Int[Array, " L"]:
     """The Newton iterations of each block's parallel solve on one sequence.
 
-    Runs the model's blocks as [`LrcSSM`][lrc_toolkit.models.LrcSSM] does, with the
-    model's parallel-solver settings, and records `Solution.iterations`. Batch with
-    `jax.vmap`.
+    Reads `Solution.iterations` from
+    [`LrcSSM.solutions`][lrc_toolkit.models.LrcSSM.solutions] (0 for a
+    non-Newton solver). Batch with `jax.vmap`.
 
     **Arguments:**
 
@@ -99,31 +99,7 @@ def newton_iterations(
 
     An integer array with one count per block.
     """
-    x = jnp.asarray(x).astype(model.dtype)
-    if mask is not None:
-        x = jnp.where(jnp.asarray(mask)[:, None], x, 0)
-    counts = []
-
-    def liquid(neuron, u):
-        x0 = jnp.zeros((neuron.state_size,), getattr(neuron, "state_dtype", u.dtype))
-        sol = solve_parallel(
-            neuron,
-            x0,
-            u,
-            dt=model.dt,
-            discretisation=model.discretisation,
-            method=model.method,
-            rtol=model.rtol,
-            atol=model.atol,
-            max_iters=model.max_iters,
-        )
-        counts.append(sol.iterations)
-        return sol.states
-
-    h = jax.vmap(model.encoder)(x)
-    for block in model.blocks:
-        h = block(h, liquid)
-    return jnp.stack(counts)
+    return jnp.stack([sol.iterations for sol in model.solutions(x, mask)])
 
 
 def _mean_std(values: Sequence[float]) -> tuple[float, float]:
@@ -193,7 +169,7 @@ def run_ablation(
                 state_size=setup.state_size,
                 num_blocks=setup.num_blocks,
                 neuron=variant.neuron,
-                method=variant.method,
+                solver=ParallelNewton(method=variant.method),
                 dtype=jnp.float32,
                 key=jr.key(seed),
             )

@@ -96,9 +96,7 @@ def add_train_parser(subparsers) -> None:
         help="hyperparameters of the paper's Table 5 (a data set name); default: the "
         "data set's own preset if it has one, else the toolkit's defaults",
     )
-    p.add_argument(
-        "--solver", choices=("parallel", "sequential", "ode"), default="parallel"
-    )
+    add_solver_arguments(p)
     p.add_argument(
         "--neuron", default="lrc", help="neuron name (lrc, stc, lrc-symmetric, ...)"
     )
@@ -116,6 +114,103 @@ def add_train_parser(subparsers) -> None:
     )
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
     p.set_defaults(func=run_train)
+
+
+_DISCRETISATIONS = ("euler", "semi-implicit", "implicit")
+
+
+def add_solver_arguments(p) -> None:
+    """The liquid layers' solver options (every option of the solver modules)."""
+    g = p.add_argument_group("liquid-layer solver")
+    g.add_argument(
+        "--solver",
+        choices=("parallel", "sequential", "ode", "auto"),
+        default="parallel",
+        help="parallel: Newton + parallel scan (the paper's); sequential: lax.scan; "
+        "ode: Diffrax, one step per sample; auto: sequential on CPU, parallel on "
+        "accelerators (default: %(default)s)",
+    )
+    g.add_argument(
+        "--discretisation",
+        choices=_DISCRETISATIONS,
+        default="euler",
+        help="the step of the parallel/sequential solvers; 'implicit' (backward "
+        "Euler) for stiff neurons (default: %(default)s)",
+    )
+    g.add_argument(
+        "--method",
+        choices=("newton", "quasi", "dense"),
+        help="parallel solver: Newton variant (default: newton for diagonal neurons, "
+        "dense for dense ones)",
+    )
+    g.add_argument(
+        "--max-iters",
+        type=_positive_int,
+        help="parallel solver: iteration limit (default: T)",
+    )
+    g.add_argument(
+        "--rtol",
+        type=_positive_float,
+        help="parallel solver: relative tolerance (default 1e-5 in float32)",
+    )
+    g.add_argument(
+        "--atol",
+        type=_positive_float,
+        help="parallel solver: absolute tolerance (default 1e-5 in float32)",
+    )
+    g.add_argument(
+        "--damping",
+        type=_positive_float,
+        help="parallel solver: clip step Jacobians to this radius (damped Newton; "
+        "default: exact Newton)",
+    )
+    g.add_argument(
+        "--fallback",
+        action="store_true",
+        help="parallel solver: recompute a sequence whose Newton iteration failed "
+        "with lax.scan",
+    )
+    g.add_argument(
+        "--ode-solver",
+        default="Euler",
+        choices=("Euler", "Heun", "Midpoint", "Ralston", "Bosh3", "Tsit5", "Dopri5"),
+        help="ode solver: the Diffrax solver (default: %(default)s, which reproduces "
+        "the explicit-Euler recurrence)",
+    )
+
+
+def solver_from_args(args):
+    """The solver module named by the `--solver ...` options."""
+    import diffrax
+
+    from . import Auto, ODE, ParallelNewton, Sequential
+
+    if args.solver == "sequential":
+        return Sequential()
+    if args.solver == "auto":
+        return Auto()
+    if args.solver == "ode":
+        return ODE(getattr(diffrax, args.ode_solver)())
+    return ParallelNewton(
+        method=args.method,
+        rtol=args.rtol,
+        atol=args.atol,
+        max_iters=args.max_iters,
+        damping=args.damping,
+        fallback=Sequential() if args.fallback else None,
+    )
+
+
+def discretisation_from_args(args):
+    """The discretisation named by `--discretisation`."""
+    from . import Euler, ImplicitEuler, SemiImplicitEuler
+
+    kinds = {
+        "euler": Euler,
+        "semi-implicit": SemiImplicitEuler,
+        "implicit": ImplicitEuler,
+    }
+    return kinds[args.discretisation]()
 
 
 def add_evaluate_parser(subparsers) -> None:
@@ -338,7 +433,8 @@ def run_train(args) -> int:
             state_size=settings["state_size"],
             num_blocks=settings["num_blocks"],
             neuron=args.neuron,
-            solver=args.solver,
+            solver=solver_from_args(args),
+            discretisation=discretisation_from_args(args),
             dtype=jnp.float32,
             key=jr.key(seed),
         )

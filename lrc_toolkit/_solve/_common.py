@@ -94,26 +94,29 @@ def validate(
     )
     check_vector_field(neuron, x0, inputs[0])
     if dt is not None:
-        dt = jnp.asarray(dt)
-        real = (
-            jnp.finfo(x0.dtype).dtype
-            if jnp.issubdtype(x0.dtype, jnp.complexfloating)
-            else x0.dtype
-        )
-        dt = dt.astype(real)
-        if dt.ndim == 0:
-            dt = jnp.broadcast_to(dt, inputs.shape[:1])
-        elif dt.shape != inputs.shape[:1]:
-            raise ValueError(
-                f"`dt` must be a scalar or have one value per time step, shape "
-                f"({inputs.shape[0]},); got shape {dt.shape}."
-            )
-        dt = eqx.error_if(
-            dt,
-            ~jnp.all(jnp.isfinite(dt) & (dt > 0)),
-            "`dt` must be finite and positive.",
-        )
+        dt = check_dt(dt, x0, inputs)
     return x0, inputs, dt
+
+
+def check_dt(dt, x0, inputs) -> Real[Array, " T"]:
+    """`dt` as one real step per time step, checked (shape at trace time, positive
+    and finite at run time)."""
+    dt = jnp.asarray(dt)
+    real = jnp.finfo(x0.dtype).dtype
+    dt = dt.astype(real)
+    if dt.ndim == 0:
+        dt = jnp.broadcast_to(dt, inputs.shape[:1])
+    elif dt.shape != inputs.shape[:1]:
+        raise ValueError(
+            f"`dt` must be a scalar or have one value per time step, shape "
+            f"({inputs.shape[0]},); got shape {dt.shape}."
+        )
+    return eqx.error_if(
+        dt,
+        ~jnp.all(jnp.isfinite(dt) & (dt > 0)),
+        "`dt` must be finite and positive (with `ts`: strictly increasing time "
+        "stamps).",
+    )
 
 
 def drives(neuron: AbstractLiquidNeuron, inputs) -> PyTree[Array]:
@@ -136,3 +139,68 @@ def step_fn(neuron, discretisation):
         return out
 
     return phi
+
+
+def shifted(x0: Array, states: Array) -> Array:
+    """$(x_0, x_1, \\dots, x_{T-1})$: the state each step starts from."""
+    return jnp.concatenate([x0[None], states[:-1]], axis=0)
+
+
+def overflow_bound(dtype) -> Array:
+    """Past $\\sqrt{\\text{max float}}$ products of states overflow: treated as
+    overflow."""
+    real = jnp.finfo(dtype).dtype
+    return jnp.sqrt(jnp.finfo(real).max).astype(real)
+
+
+def all_finite(states: Array) -> Array:
+    """Whether every state is finite and below the overflow bound."""
+    return jnp.all(jnp.isfinite(states)) & (
+        jnp.max(jnp.abs(states), initial=0) < overflow_bound(states.dtype)
+    )
+
+
+def unstable_components(factor: Array, field_derivative: Array) -> Array:
+    """Where an explicit step amplifies a component that the ODE damps: the step
+    factor $|\\partial\\Phi_i/\\partial x_i| > 1$ while
+    $\\mathrm{Re}\\,\\partial f_i/\\partial x_i < 0$ (e.g. Euler with
+    $\\Delta t > 2\\tau$). Genuinely expanding dynamics ($\\partial f_i/\\partial x_i
+    > 0$) are not flagged."""
+    slack = 1 + 100 * jnp.finfo(factor.dtype).eps
+    return (jnp.abs(factor) > slack) & (jnp.real(field_derivative) < 0)
+
+
+def diagonal_factors(neuron, discretisation, prev, states, d, dt):
+    """The diagonal step factors $\\partial\\Phi_i/\\partial x_i$ at every step and
+    the diagonal of the vector field's Jacobian there, by one JVP each along ones
+    (exact for a diagonal neuron)."""
+    ones = jnp.ones_like(prev)
+    step = lambda p: jax.vmap(
+        lambda x, g, dd, h: discretisation.newton_step(neuron, x, g, dd, h)
+    )(p, states, d, dt)
+    _, factor = jax.jvp(step, (prev,), (ones,))
+    field = lambda p: jax.vmap(neuron.driven_vector_field)(p, d)
+    _, F = jax.jvp(field, (prev,), (ones,))
+    return factor, F
+
+
+def stability_stats(factor, F) -> tuple[Array, Array]:
+    """`(max_factor, unstable)` from the step factors and field derivatives."""
+    factor, F = jax.lax.stop_gradient((factor, F))
+    max_factor = jnp.max(jnp.abs(factor), initial=0).astype(
+        jnp.finfo(factor.dtype).dtype
+    )
+    return max_factor, jnp.any(unstable_components(factor, F))
+
+
+def outcome(finite, unstable, otherwise=None):
+    """The `RESULTS` member for a solve: non-finite beats unstable beats the
+    solver's own outcome (`otherwise`, default successful)."""
+    from .._solution import RESULTS
+
+    otherwise = RESULTS.successful if otherwise is None else otherwise
+    return RESULTS.where(
+        finite,
+        RESULTS.where(unstable, RESULTS.unstable_step, otherwise),
+        RESULTS.nonfinite_states,
+    )

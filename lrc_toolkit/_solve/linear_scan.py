@@ -1,5 +1,8 @@
+import abc
+from collections.abc import Callable
 from typing import Literal
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, Inexact
@@ -89,3 +92,47 @@ def linear_recurrence(
         return _sequential(a, b, reverse)
     _, x = jax.lax.associative_scan(combine, (a, b), reverse=reverse)
     return x
+
+
+class AbstractRecurrence(eqx.Module):
+    """How each Newton step's linear recurrence $x_t = a_t x_{t-1} + b_t$ is solved
+    (and, reversed, the fixed-point adjoint's). Pass one as
+    `ParallelNewton(recurrence=...)`."""
+
+    @abc.abstractmethod
+    def __call__(
+        self,
+        a: Inexact[Array, "T D"] | Inexact[Array, "T D D"],
+        b: Inexact[Array, "T D"],
+        reverse: bool = False,
+    ) -> Inexact[Array, "T D"]:
+        """Solve the recurrence (from $x_0 = 0$), backwards with `reverse=True`."""
+
+    def around(self, solve_fn: Callable, x0, inputs, dt, init):
+        """Run `solve_fn(x0, inputs, dt, init) -> Solution` with the per-step arrays
+        laid out as this recurrence needs them (identity here; the sharded
+        recurrence pads and shards the time axis)."""
+        return solve_fn(x0, inputs, dt, init)
+
+
+class AssociativeScan(AbstractRecurrence):
+    r"""`jax.lax.associative_scan` with the composition of affine maps
+    $(a_1, b_1) \circ (a_2, b_2) = (a_2 a_1, a_2 b_1 + b_2)$: $O(T)$ work,
+    $O(\log T)$ depth. The fast choice on GPUs and TPUs."""
+
+    def __call__(self, a, b, reverse=False):
+        return linear_recurrence(a, b, reverse=reverse, scan="associative")
+
+
+class SequentialScan(AbstractRecurrence):
+    """A `jax.lax.scan`, one step after another: the least work and memory traffic,
+    $O(T)$ depth. The fast choice on CPUs."""
+
+    def __call__(self, a, b, reverse=False):
+        return linear_recurrence(a, b, reverse=reverse, scan="sequential")
+
+
+def default_recurrence() -> AbstractRecurrence:
+    """[`SequentialScan`][lrc_toolkit.SequentialScan] when JAX's default backend is
+    the CPU, else [`AssociativeScan`][lrc_toolkit.AssociativeScan]."""
+    return SequentialScan() if default_scan() == "sequential" else AssociativeScan()

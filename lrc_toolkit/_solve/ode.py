@@ -1,175 +1,192 @@
+from typing import Literal
 
 import diffrax
 import equinox as eqx
 import jax
 import jax.numpy as jnp
-from jaxtyping import ArrayLike
 
-from .._neurons.base import AbstractLiquidNeuron
+from .._discretise import DiffraxStep
 from .._solution import RESULTS, Solution
-from ._common import drives, validate
+from ._common import (
+    all_finite,
+    diagonal_factors,
+    drives,
+    outcome,
+    shifted,
+    stability_stats,
+)
+from .base import AbstractLiquidSolver
 
 
 _INTERPOLATIONS = ("piecewise_constant", "linear", "cubic")
 
 
-def _default_t0(ts):
-    return ts[0] - (ts[1] - ts[0]) if ts.shape[0] > 1 else ts[0] - 1
-
-
-def solve_ode(
-    neuron: AbstractLiquidNeuron,
-    ts: ArrayLike,
-    inputs: ArrayLike,
-    x0: ArrayLike,
-    *,
-    solver: diffrax.AbstractSolver = diffrax.Tsit5(),
-    stepsize_controller: diffrax.AbstractStepSizeController | None = None,
-    dt0: ArrayLike | None = None,
-    t0: ArrayLike | None = None,
-    interpolation: str = "piecewise_constant",
-    max_steps: int | None = 4096,
-    adjoint: diffrax.AbstractAdjoint = diffrax.RecursiveCheckpointAdjoint(),
-    throw: bool = True,
-) -> Solution:
+class ODE(AbstractLiquidSolver):
     r"""Integrate $\frac{dx}{dt} = f(x, u(t))$ as an ODE with Diffrax: the biological,
     continuous-time view.
 
-    The inputs are samples $u(t_k)$ at the times `ts`, interpolated in time:
+    The inputs are samples $u(t_k)$ at the time stamps `ts` of
+    [`solve`][lrc_toolkit.solve] (default $t_k = \sum_{j \le k} \Delta t_j$, the
+    initial state at $t_0 = t_1 - \Delta t_1$), interpolated in time:
 
     - `"piecewise_constant"` holds `inputs[k]` on the interval $(t_{k-1}, t_k]$ that
-        ends at `ts[k]`. With `diffrax.Euler()` and one step per interval this
-        reproduces [`solve_sequential`][lrc_toolkit.solve_sequential] with
-        $\Delta t_k = t_k - t_{k-1}$. The neuron's `drive` is computed once per
+        ends at $t_k$. With `diffrax.Euler()` and one step per interval this
+        reproduces [`Sequential`][lrc_toolkit.Sequential] with explicit Euler (and
+        `diffrax.ImplicitEuler()` reproduces [`ImplicitEuler`][lrc_toolkit.ImplicitEuler]).
+        The ODE is integrated interval by interval, so that no solver stage
+        straddles a jump of the input; the neuron's `drive` is computed once per
         sample.
-    - `"linear"`: `diffrax.LinearInterpolation`;
+    - `"linear"`: `diffrax.LinearInterpolation` through $(t_0, u_1), (t_1, u_1),
+        (t_2, u_2), \dots$;
     - `"cubic"`: `diffrax.CubicInterpolation` with backward Hermite coefficients.
+
+    With fixed steps and an explicit solver, the stability of the step is checked as
+    for the discrete solvers (`RESULTS.unstable_step`, `stats["max_factor"]`); a
+    non-finite trajectory is `RESULTS.nonfinite` in every case.
 
     **Arguments:**
 
-    - `neuron`: an [`AbstractLiquidNeuron`][lrc_toolkit.AbstractLiquidNeuron].
-    - `ts`: strictly increasing sample times, shape `(T,)`; the states are saved here.
-    - `inputs`: the samples, shape `(T, P)`.
-    - `x0`: the state at time `t0`, shape `(D,)`.
-    - `solver`: any Diffrax solver (default `Tsit5()`); implicit ones such as
-        `diffrax.Kvaerno5()` for stiff regimes.
-    - `stepsize_controller`: default: one step from sample to sample, unless `dt0`
-        is given (then constant steps of at most `dt0`). For adaptive stepping pass
-        e.g. `diffrax.PIDController(rtol=1e-6, atol=1e-6)`. With piecewise-constant
-        inputs the ODE is integrated interval by interval (restarting at each jump
-        of the input), so that no solver stage straddles a discontinuity.
+    - `solver`: any Diffrax solver (default `diffrax.Tsit5()`); implicit ones such
+        as `diffrax.ImplicitEuler()` or `diffrax.Kvaerno5()` for stiff neurons.
+    - `stepsize_controller`: default: one step per sample interval (or constant
+        steps of at most `dt0`). For adaptive stepping pass e.g.
+        `diffrax.PIDController(rtol=1e-6, atol=1e-6)`.
     - `dt0`: the initial (or constant) step size.
-    - `t0`: the start time; default one sample interval before `ts[0]`.
     - `interpolation`: see above.
-    - `max_steps`, `adjoint`, `throw`: passed to `diffrax.diffeqsolve`.
-
-    **Returns:**
-
-    A [`Solution`][lrc_toolkit.Solution] with `states` at `ts`, `ts`, the Diffrax
-    `result` and `stats`.
+    - `max_steps`, `adjoint`: passed to `diffrax.diffeqsolve`.
     """
-    x0, inputs, _ = validate(neuron, x0, inputs)
-    ts = jnp.asarray(ts)
-    if not jnp.issubdtype(ts.dtype, jnp.floating):
-        ts = ts.astype(jnp.finfo(x0.dtype).dtype)
-    if ts.ndim != 1 or ts.shape[0] != inputs.shape[0]:
-        raise ValueError(
-            f"`ts` must have one time per input sample: shape ({inputs.shape[0]},) for "
-            f"inputs of shape {inputs.shape}; got shape {ts.shape}."
-        )
-    if interpolation not in _INTERPOLATIONS:
-        raise ValueError(
-            f"`interpolation` must be one of {_INTERPOLATIONS}, got {interpolation!r}."
-        )
-    if not isinstance(solver, diffrax.AbstractSolver):
-        raise TypeError(
-            f"`solver` must be a diffrax solver, got {type(solver).__name__}."
-        )
-    ts = eqx.error_if(
-        ts, jnp.any(jnp.diff(ts) <= 0), "`ts` must be strictly increasing."
+
+    solver: diffrax.AbstractSolver = diffrax.Tsit5()
+    stepsize_controller: diffrax.AbstractStepSizeController | None = None
+    dt0: float | None = None
+    interpolation: Literal["piecewise_constant", "linear", "cubic"] = eqx.field(
+        default="piecewise_constant", static=True
     )
-    t0 = _default_t0(ts) if t0 is None else jnp.asarray(t0, ts.dtype)
-    ts = eqx.error_if(ts, ts[0] <= t0, "`t0` must lie before `ts[0]`.")
-    grid = jnp.concatenate([jnp.reshape(t0, (1,)), ts])
+    max_steps: int | None = eqx.field(default=4096, static=True)
+    adjoint: diffrax.AbstractAdjoint = diffrax.RecursiveCheckpointAdjoint()
 
-    if interpolation == "piecewise_constant":
-        return _solve_piecewise_constant(
-            neuron,
-            grid,
-            drives(neuron, inputs),
-            x0,
-            solver,
-            stepsize_controller,
-            dt0,
-            max_steps,
-            adjoint,
-            throw,
+    def __check_init__(self):
+        if not isinstance(self.solver, diffrax.AbstractSolver):
+            raise TypeError(
+                "`solver` must be a Diffrax solver such as `diffrax.Tsit5()`, got "
+                f"{type(self.solver).__name__}."
+            )
+        if self.interpolation not in _INTERPOLATIONS:
+            raise ValueError(
+                f"`interpolation` must be one of {_INTERPOLATIONS}, got "
+                f"{self.interpolation!r}."
+            )
+        if self.stepsize_controller is not None and not isinstance(
+            self.stepsize_controller, diffrax.AbstractStepSizeController
+        ):
+            raise TypeError(
+                "`stepsize_controller` must be a Diffrax step-size controller such as "
+                "`diffrax.PIDController(rtol=1e-6, atol=1e-6)`, got "
+                f"{type(self.stepsize_controller).__name__}."
+            )
+
+    def _fixed_steps(self) -> bool:
+        return self.stepsize_controller is None or isinstance(
+            self.stepsize_controller, diffrax.ConstantStepSize | diffrax.StepTo
         )
-    padded = jnp.concatenate([inputs[:1], inputs], axis=0)
-    if interpolation == "linear":
-        path = diffrax.LinearInterpolation(grid, padded)
-    else:
-        path = diffrax.CubicInterpolation(
-            grid, diffrax.backward_hermite_coefficients(grid, padded)
+
+    def run(self, neuron, x0, inputs, dt, ts, discretisation, init):
+        ts = eqx.error_if(
+            ts, jnp.any(jnp.diff(ts) <= 0), "`ts` must be strictly increasing."
         )
-    if stepsize_controller is None:
-        stepsize_controller = (
-            diffrax.StepTo(grid) if dt0 is None else diffrax.ConstantStepSize()
+        t0 = ts[0] - dt[0]
+        grid = jnp.concatenate([jnp.reshape(t0, (1,)), ts])
+        if self.interpolation == "piecewise_constant":
+            states, result, stats = self._piecewise_constant(neuron, grid, inputs, x0)
+        else:
+            states, result, stats = self._interpolated(neuron, grid, inputs, x0)
+        finite = all_finite(states)
+        unstable = jnp.array(False)
+        max_factor = jnp.array(jnp.nan, jnp.finfo(x0.dtype).dtype)
+        explicit = not isinstance(self.solver, diffrax.AbstractImplicitSolver)
+        if self._fixed_steps() and explicit and neuron.jacobian_structure == "diagonal":
+            # The factors of the steps the solver took (one per interval, or
+            # sub-steps of at most dt0), with the input held at the sample.
+            h = dt if self.dt0 is None else jnp.minimum(dt, self.dt0)
+            factor, F = diagonal_factors(
+                neuron,
+                DiffraxStep(self.solver),
+                shifted(x0, states),
+                states,
+                drives(neuron, inputs),
+                h.astype(dt.dtype),
+            )
+            max_factor, unstable = stability_stats(factor, F)
+        stats = dict(stats, max_factor=max_factor, unstable=unstable)
+        result = outcome(finite, unstable, result)
+        return Solution(
+            states=states, ts=ts, result=result, iterations=jnp.array(0), stats=stats
         )
-    elif dt0 is None and isinstance(stepsize_controller, diffrax.PIDController):
-        dt0 = ts[0] - t0
-    term = diffrax.ODETerm(lambda t, x, args: neuron.vector_field(x, path.evaluate(t)))
-    sol = diffrax.diffeqsolve(
-        term,
-        solver,
-        t0,
-        ts[-1],
-        dt0,
-        x0,
-        saveat=diffrax.SaveAt(ts=ts),
-        stepsize_controller=stepsize_controller,
-        max_steps=max_steps,
-        adjoint=adjoint,
-        throw=throw,
-    )
-    return Solution(
-        states=sol.ys, ts=ts, result=RESULTS.promote(sol.result), stats=dict(sol.stats)
-    )
 
+    def _piecewise_constant(self, neuron, grid, inputs, x0):
+        controller = self.stepsize_controller
+        if controller is None:
+            controller = diffrax.ConstantStepSize()
+        term = diffrax.ODETerm(lambda t, x, drive: neuron.driven_vector_field(x, drive))
+        dt0 = self.dt0
 
-def _solve_piecewise_constant(
-    neuron, grid, d, x0, solver, controller, dt0, max_steps, adjoint, throw
-):
-    """Inputs held constant on each interval $(t_{k-1}, t_k]$: integrate interval by
-    interval, so that no Runge–Kutta stage ever straddles a jump of the input."""
-    if controller is None:
-        controller = diffrax.ConstantStepSize()
-    term = diffrax.ODETerm(lambda t, x, drive: neuron.driven_vector_field(x, drive))
+        def interval(x, data):
+            ta, tb, drive = data
+            sol = diffrax.diffeqsolve(
+                term,
+                self.solver,
+                ta,
+                tb,
+                tb - ta if dt0 is None else jnp.minimum(dt0, tb - ta),
+                x,
+                args=drive,
+                saveat=diffrax.SaveAt(t1=True),
+                stepsize_controller=controller,
+                max_steps=self.max_steps,
+                adjoint=self.adjoint,
+                throw=False,
+            )
+            x = sol.ys[-1]
+            return x, (x, sol.result, sol.stats["num_steps"])
 
-    def interval(x, data):
-        ta, tb, drive = data
+        _, (states, results, num_steps) = jax.lax.scan(
+            interval, x0, (grid[:-1], grid[1:], drives(neuron, inputs))
+        )
+        failed = results != diffrax.RESULTS.successful
+        first = jnp.argmax(failed)
+        result = RESULTS.promote(jax.tree.map(lambda r: r[first], results))
+        stats = {"num_steps": jnp.sum(num_steps), "num_steps_per_interval": num_steps}
+        return states, result, stats
+
+    def _interpolated(self, neuron, grid, inputs, x0):
+        padded = jnp.concatenate([inputs[:1], inputs], axis=0)
+        if self.interpolation == "linear":
+            path = diffrax.LinearInterpolation(grid, padded)
+        else:
+            path = diffrax.CubicInterpolation(
+                grid, diffrax.backward_hermite_coefficients(grid, padded)
+            )
+        controller, dt0 = self.stepsize_controller, self.dt0
+        if controller is None:
+            controller = (
+                diffrax.StepTo(grid) if dt0 is None else diffrax.ConstantStepSize()
+            )
+        elif dt0 is None and isinstance(controller, diffrax.PIDController):
+            dt0 = grid[1] - grid[0]
+        term = diffrax.ODETerm(
+            lambda t, x, args: neuron.vector_field(x, path.evaluate(t))
+        )
         sol = diffrax.diffeqsolve(
             term,
-            solver,
-            ta,
-            tb,
-            tb - ta if dt0 is None else jnp.minimum(dt0, tb - ta),
-            x,
-            args=drive,
-            saveat=diffrax.SaveAt(t1=True),
+            self.solver,
+            grid[0],
+            grid[-1],
+            dt0,
+            x0,
+            saveat=diffrax.SaveAt(ts=grid[1:]),
             stepsize_controller=controller,
-            max_steps=max_steps,
-            adjoint=adjoint,
-            throw=throw,
+            max_steps=self.max_steps,
+            adjoint=self.adjoint,
+            throw=False,
         )
-        x = sol.ys[-1]
-        return x, (x, sol.result, sol.stats["num_steps"])
-
-    _, (states, results, num_steps) = jax.lax.scan(
-        interval, x0, (grid[:-1], grid[1:], d)
-    )
-    failed = results != diffrax.RESULTS.successful
-    first = jnp.argmax(failed)
-    result = RESULTS.promote(jax.tree.map(lambda r: r[first], results))
-    stats = {"num_steps": jnp.sum(num_steps), "num_steps_per_interval": num_steps}
-    return Solution(states=states, ts=grid[1:], result=result, stats=stats)
+        return sol.ys, RESULTS.promote(sol.result), dict(sol.stats)

@@ -1,47 +1,78 @@
+import equinox as eqx
 import jax
-from jaxtyping import ArrayLike
+import jax.numpy as jnp
 
-from .._discretise import AbstractDiscretisation, Euler
-from .._neurons.base import AbstractLiquidNeuron
-from .._solution import RESULTS, Solution
-from ._common import check_discretisation, drives, step_fn, validate
+from .._solution import Solution
+from ._adjoint import fixed_point_solve
+from ._common import all_finite, drives, outcome, step_fn, unstable_components
+from .base import AbstractLiquidSolver
+from .linear_scan import default_recurrence
 
 
-def solve_sequential(
-    neuron: AbstractLiquidNeuron,
-    x0: ArrayLike,
-    inputs: ArrayLike,
-    *,
-    dt: ArrayLike = 1.0,
-    discretisation: AbstractDiscretisation = Euler(),
-) -> Solution:
-    r"""Evaluate the discrete recurrence $x_t = \Phi(x_{t-1}, u_t; \Delta t_t)$ one
-    step after another with `jax.lax.scan`.
+class Sequential(AbstractLiquidSolver):
+    r"""Evaluate the recurrence $x_t = \Phi(x_{t-1}, u_t; \Delta t_t)$ one step after
+    another with `jax.lax.scan`: the reference evaluation, $O(TD)$ work and $O(T)$
+    depth, and the fastest exact one on a CPU.
 
-    This is the reference evaluation: $O(TD)$ work and $O(T)$ depth.
+    For a diagonal neuron each step also computes, by one JVP along ones, the step
+    factor $\partial\Phi_i/\partial x_i$ and $\partial f_i/\partial x_i$, so that an
+    unstable explicit step is reported (`RESULTS.unstable_step`) and
+    `stats["max_factor"]` is the largest $|\partial\Phi_i/\partial x_i|$ (NaN for a
+    dense neuron, where that would cost $D$ JVPs per step; use
+    [`ParallelNewton`][lrc_toolkit.ParallelNewton] or
+    [`transition_factors`][lrc_toolkit.transition_factors] there).
 
     **Arguments:**
 
-    - `neuron`: an [`AbstractLiquidNeuron`][lrc_toolkit.AbstractLiquidNeuron].
-    - `x0`: the initial state $x_0$, shape `(D,)`.
-    - `inputs`: $u_1, \dots, u_T$, shape `(T, P)`; $u_t$ is held over the step that
-        ends at $x_t$.
-    - `dt`: the step size, a scalar or one per step (shape `(T,)`, irregular sampling).
-    - `discretisation`: the map $\Phi$, default [`Euler()`][lrc_toolkit.Euler].
-
-    **Returns:**
-
-    A [`Solution`][lrc_toolkit.Solution] with `states` $x_1, \dots, x_T$ of shape
-    `(T, D)`.
+    - `autodiff`: how gradients are computed. `False` (default): at the fixed point,
+        as for [`ParallelNewton`][lrc_toolkit.ParallelNewton] (one reverse linear
+        recurrence and one vmapped VJP of $\Phi$; memory $O(TD)$). `True`: reverse-mode
+        autodiff through the `lax.scan` (stores every step's residuals).
+    - `check_stability`: compute the step factors (default `True`); `False` skips
+        the JVPs and reports `max_factor` as NaN.
     """
-    check_discretisation(discretisation)
-    x0, inputs, dt = validate(neuron, x0, inputs, dt)
-    phi = step_fn(neuron, discretisation)
 
-    def body(x, d_and_dt):
-        d, h = d_and_dt
-        x = phi(x, d, h)
-        return x, x
+    autodiff: bool = eqx.field(default=False, static=True)
+    check_stability: bool = eqx.field(default=True, static=True)
 
-    _, states = jax.lax.scan(body, x0, (drives(neuron, inputs), dt))
-    return Solution(states=states, result=RESULTS.successful)
+    def run(self, neuron, x0, inputs, dt, ts, discretisation, init):
+        forward = _Scan(discretisation, self.check_stability)
+        if self.autodiff:
+            states, (k, result, stats) = forward(neuron, x0, inputs, dt)
+        else:
+            states, (k, result, stats) = fixed_point_solve(
+                (neuron, x0, inputs, dt), forward, discretisation, default_recurrence()
+            )
+        return Solution(states=states, result=result, iterations=k, stats=stats)
+
+
+class _Scan(eqx.Module):
+    discretisation: object
+    check_stability: bool = eqx.field(static=True)
+
+    def __call__(self, neuron, x0, inputs, dt):
+        phi = step_fn(neuron, self.discretisation)
+        real = jnp.finfo(x0.dtype).dtype
+        probe = self.check_stability and neuron.jacobian_structure == "diagonal"
+
+        def body(carry, d_and_dt):
+            x, max_factor, unstable = carry
+            d, h = d_and_dt
+            if not probe:
+                x_new = phi(x, d, h)
+                return (x_new, max_factor, unstable), x_new
+            ones = jnp.ones_like(x)
+            x_new, factor = jax.jvp(lambda p: phi(p, d, h), (x,), (ones,))
+            _, F = jax.jvp(lambda p: neuron.driven_vector_field(p, d), (x,), (ones,))
+            factor, F = jax.lax.stop_gradient((factor, F))
+            max_factor = jnp.fmax(max_factor, jnp.max(jnp.abs(factor)).astype(real))
+            unstable = unstable | jnp.any(unstable_components(factor, F))
+            return (x_new, max_factor, unstable), x_new
+
+        init = (x0, jnp.array(jnp.nan, real), jnp.array(False))
+        (_, max_factor, unstable), states = jax.lax.scan(
+            body, init, (drives(neuron, inputs), dt)
+        )
+        result = outcome(all_finite(states), unstable)
+        stats = {"max_factor": max_factor, "unstable": unstable}
+        return states, (jnp.array(0), result, stats)

@@ -5,14 +5,9 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 from jax.sharding import AxisType, Mesh, NamedSharding, PartitionSpec as P
-from jaxtyping import Array, ArrayLike, Inexact
+from jaxtyping import Array, Inexact
 
-from .._discretise import AbstractDiscretisation, Euler
-from .._neurons.base import AbstractLiquidNeuron
-from .._solution import RESULTS, Solution
-from ._common import validate
-from .linear_scan import _combine_dense, _combine_diagonal
-from .parallel import solve_parallel
+from .linear_scan import _combine_dense, _combine_diagonal, AbstractRecurrence
 
 
 def _check_mesh(mesh, axis_name) -> None:
@@ -194,137 +189,76 @@ def sharded_linear_recurrence(
     return x
 
 
-class _ShardedRecurrence(eqx.Module):
-    """`sharded_linear_recurrence` as the `recurrence` of the Newton loop. A Module
-    (hashable, compared by value) so that repeated solves hit the compilation cache."""
-
-    mesh: Mesh = eqx.field(static=True)
-    axis_name: Hashable = eqx.field(static=True)
-
-    def __call__(self, a, b, reverse=False):
-        return sharded_linear_recurrence(
-            a, b, mesh=self.mesh, axis_name=self.axis_name, reverse=reverse
-        )
-
-
 def _pad_time(x, pad):
     """Repeat the last step `pad` times; the copies carry no gradient."""
     tail = jax.lax.stop_gradient(jnp.repeat(x[-1:], pad, axis=0))
     return jnp.concatenate([x, tail], axis=0)
 
 
-def solve_parallel_sharded(
-    neuron: AbstractLiquidNeuron,
-    x0: Inexact[ArrayLike, " D"],
-    inputs: Inexact[ArrayLike, "T P"],
-    *,
-    mesh: Mesh,
-    axis_name: Hashable = "time",
-    dt: ArrayLike = 1.0,
-    discretisation: AbstractDiscretisation = Euler(),
-    method: Literal["newton", "quasi", "dense"] | None = None,
-    rtol: float | None = None,
-    atol: float | None = None,
-    max_iters: int | None = None,
-    init: Inexact[ArrayLike, "T D"] | None = None,
-    throw: bool = True,
-) -> Solution:
-    r"""[`solve_parallel`][lrc_toolkit.solve_parallel] with the time axis sharded
-    across the devices of a mesh (sequence parallelism), for sequences too long for
-    one device.
+class ShardedScan(AbstractRecurrence):
+    r"""The time axis sharded across the devices of a mesh (sequence parallelism),
+    as the recurrence of [`ParallelNewton`][lrc_toolkit.ParallelNewton]:
+    `solve(neuron, x0, inputs, solver=ParallelNewton(recurrence=ShardedScan(mesh)))`.
 
-    The Newton iteration is exactly `solve_parallel`'s: the inputs, the iterate and
-    every per-step quantity ($\Phi$, its Jacobian, the update) are laid out along
-    `axis_name` of `mesh`, so each device evaluates the neuron on its own chunk of
-    time steps, and the linear recurrence of each Newton step is solved by
+    The Newton iteration is unchanged: the inputs, the iterate and every per-step
+    quantity are laid out along `axis_name` of `mesh`, so each device evaluates the
+    neuron on its own chunk of time steps, and each linear recurrence (forward and
+    the adjoint's) is solved by
     [`sharded_linear_recurrence`][lrc_toolkit.sharded_linear_recurrence] (chunk
-    scans + an all-gather of the chunks' affine summaries). The convergence test is
-    a reduction over the whole, sharded, time axis, so all devices stop together.
-    Gradients use the same fixed-point adjoint as `solve_parallel`, whose reverse
-    recurrence is sharded the same way.
+    scans + an all-gather of the chunks' affine summaries). The convergence test is a
+    reduction over the whole time axis, so all devices stop together.
 
     When $T$ is not a multiple of the number of devices along `axis_name`, the
-    sequence is padded at its end by repeating the last input (and `dt`, `init`) and
-    the padded steps are dropped from the result; they cannot affect earlier states
-    (the recurrence is causal) and receive no gradient.
-
-    Call it inside `jax.jit` (or `eqx.filter_jit`) for speed; batch with `jax.vmap`.
+    sequence is padded at its end by repeating the last input (and `dt`, `init`);
+    the padded steps are dropped from the result, cannot affect earlier states (the
+    recurrence is causal) and receive no gradient.
 
     **Arguments:**
 
-    - `neuron`, `x0`, `inputs`, `dt`, `discretisation`, `method`, `rtol`, `atol`,
-        `max_iters`, `init`, `throw`: as for [`solve_parallel`][lrc_toolkit.solve_parallel].
-        `max_iters` defaults to the padded length.
     - `mesh`: a `jax.sharding.Mesh`, e.g.
         `jax.make_mesh((jax.device_count(),), ("time",))`.
-    - `axis_name`: the mesh axis to shard time over (default `"time"`); the
-        computation is replicated over the mesh's other axes.
-
-    **Returns:**
-
-    A [`Solution`][lrc_toolkit.Solution] as from `solve_parallel`, with `states` of
-    shape `(T, D)` sharded along `axis_name`.
+    - `axis_name`: the mesh axis to shard time over (default `"time"`).
     """
-    _check_mesh(mesh, axis_name)
-    # The Newton loop is written for automatic (GSPMD) partitioning, e.g. its shift
-    # by one time step crosses chunk boundaries; run it on the same devices with
-    # every mesh axis of type `Auto`.
-    for leaf in jax.tree.leaves(
-        eqx.filter((neuron, x0, inputs, dt, init), eqx.is_array)
-    ):
-        if any(
-            t == AxisType.Explicit for t in jax.typeof(leaf).sharding.mesh.axis_types
-        ):
-            raise ValueError(
-                "`solve_parallel_sharded` got an array sharded on a mesh with "
-                "`Explicit` axes. Pass unsharded (or `Auto`-mesh) arrays, e.g. build "
-                "the mesh with `jax.make_mesh(shape, names, axis_types=(AxisType.Auto,)"
-                " * len(names))` or `jax.sharding.Mesh(devices, names)`."
-            )
-    mesh = _auto(mesh)
-    # Shape and type checks at trace time only: `solve_parallel` repeats them with
-    # its run-time value checks, which are not worth doing twice.
-    x0_, inputs_, dt_ = jax.eval_shape(lambda: validate(neuron, x0, inputs, dt))
-    x0 = jnp.asarray(x0).astype(x0_.dtype)
-    inputs = jnp.asarray(inputs).astype(inputs_.dtype)
-    dt = jnp.broadcast_to(jnp.asarray(dt).astype(dt_.dtype), dt_.shape)
-    T, D = inputs.shape[0], x0.shape[0]
-    if init is not None:
-        init = jnp.asarray(init, dtype=x0.dtype)
-        if init.shape != (T, D):
-            raise ValueError(
-                f"`init` must have shape (T, D) = ({T}, {D}), got {init.shape}."
-            )
-    else:
-        init = jnp.zeros((T, D), x0.dtype)
-    n = mesh.shape[axis_name]
-    pad = (-T) % n
-    if pad:
-        inputs, dt, init = (_pad_time(x, pad) for x in (inputs, dt, init))
-    inputs, dt, init = (_time_sharded(x, mesh, axis_name) for x in (inputs, dt, init))
-    sol = solve_parallel(
-        neuron,
-        x0,
-        inputs,
-        dt=dt,
-        discretisation=discretisation,
-        method=method,
-        rtol=rtol,
-        atol=atol,
-        max_iters=max_iters,
-        init=init,
-        throw=False,
-        recurrence=_ShardedRecurrence(mesh, axis_name),
-    )
-    states = sol.states
-    if throw:
-        # `eqx.error_if` places its `lax.cond` on one device, which would gather the
-        # sharded states there; check a scalar instead and tie it to the states.
-        result = jax.lax.stop_gradient(sol.result)
-        failed = result != RESULTS.successful
-        zero = result.error_if(jnp.zeros((), states.dtype), failed)
-        states = states + zero
-    states = _time_sharded(states, mesh, axis_name)
-    if pad:
-        states = states[:T]
-    return eqx.tree_at(lambda s: s.states, sol, states)
+
+    mesh: Mesh = eqx.field(static=True)
+    axis_name: Hashable = eqx.field(default="time", static=True)
+
+    def __check_init__(self):
+        _check_mesh(self.mesh, self.axis_name)
+
+    def __call__(self, a, b, reverse=False):
+        return sharded_linear_recurrence(
+            a, b, mesh=_auto(self.mesh), axis_name=self.axis_name, reverse=reverse
+        )
+
+    def around(self, solve_fn, x0, inputs, dt, init):
+        # The Newton loop is written for automatic (GSPMD) partitioning, e.g. its
+        # shift by one time step crosses chunk boundaries; run it with every mesh
+        # axis of type `Auto`.
+        for leaf in jax.tree.leaves(eqx.filter((x0, inputs, dt, init), eqx.is_array)):
+            if any(
+                t == AxisType.Explicit
+                for t in jax.typeof(leaf).sharding.mesh.axis_types
+            ):
+                raise ValueError(
+                    "`ShardedScan` got an array sharded on a mesh with `Explicit` "
+                    "axes. Pass unsharded (or `Auto`-mesh) arrays, e.g. build the mesh "
+                    "with `jax.make_mesh(shape, names, axis_types=(AxisType.Auto,) * "
+                    "len(names))` or `jax.sharding.Mesh(devices, names)`."
+                )
+        mesh = _auto(self.mesh)
+        T, D = inputs.shape[0], x0.shape[0]
+        if init is None:
+            init = jnp.zeros((T, D), x0.dtype)
+        n = mesh.shape[self.axis_name]
+        pad = (-T) % n
+        if pad:
+            inputs, dt, init = (_pad_time(x, pad) for x in (inputs, dt, init))
+        inputs, dt, init = (
+            _time_sharded(x, mesh, self.axis_name) for x in (inputs, dt, init)
+        )
+        sol = solve_fn(x0, inputs, dt, init)
+        states = _time_sharded(sol.states, mesh, self.axis_name)
+        if pad:
+            states = states[:T]
+        return eqx.tree_at(lambda s: s.states, sol, states)

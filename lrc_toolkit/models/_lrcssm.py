@@ -1,14 +1,13 @@
 from collections.abc import Callable
 from typing import Any, Literal
 
-import diffrax
 import equinox as eqx
 import jax
 import jax.numpy as jnp
 import jax.random as jr
 from jaxtyping import Array, ArrayLike, Bool, Float, PRNGKeyArray
 
-from .._discretise import AbstractDiscretisation, Euler
+from .._discretise import AbstractDiscretisation, DiffraxStep, Euler
 from .._neurons._init import default_float
 from .._neurons.base import AbstractLiquidNeuron
 from .._neurons.complex_lrc import ComplexLRC
@@ -16,9 +15,17 @@ from .._neurons.dense_lrc import DenseLRC
 from .._neurons.gated import GRUNeuron, LSTMNeuron, MGUNeuron
 from .._neurons.lrc import LRC, STC
 from .._neurons.ltc import LTC
-from .._solve.ode import solve_ode
-from .._solve.parallel import solve_parallel
-from .._solve.sequential import solve_sequential
+from .._solution import RESULTS, Solution
+from .._solve.base import AbstractLiquidSolver
+from .._solve.newton import ParallelNewton
+from .._solve.ode import ODE
+from .._solve.solve import solve
+from ._solver_config import (
+    discretisation_from_config,
+    discretisation_to_config,
+    solver_from_config,
+    solver_to_config,
+)
 
 
 NeuronFactory = Callable[..., AbstractLiquidNeuron]
@@ -53,7 +60,6 @@ NEURONS: dict[str, NeuronFactory] = {
     "complex-lrc": ComplexLRC,
 }
 
-_SOLVERS = ("parallel", "sequential", "ode")
 _TASKS = ("classification", "regression")
 
 
@@ -124,12 +130,86 @@ class LiquidBlock(eqx.Module):
         )
         self.norm_out = eqx.nn.LayerNorm(hidden_size, dtype=dtype)
 
-    def __call__(self, h: Float[Array, "T H"], liquid: Callable) -> Float[Array, "T H"]:
+    def __call__(
+        self,
+        h: Float[Array, "T H"],
+        solver: AbstractLiquidSolver,
+        discretisation: AbstractDiscretisation,
+        dt: Float[Array, " T"],
+        index: int = 0,
+    ) -> tuple[Float[Array, "T H"], Solution]:
+        """Run the block on a sequence.
+
+        **Arguments:**
+
+        - `h`: the block's input, shape `(T, H)`.
+        - `solver`, `discretisation`: how the liquid layer is solved.
+        - `dt`: the step sizes, shape `(T,)`.
+        - `index`: the block's position, named in error messages.
+
+        **Returns:**
+
+        The block's output `(T, H)` and the liquid layer's
+        [`Solution`][lrc_toolkit.Solution].
+        """
         u = jax.vmap(self.norm_in)(h)
-        states = liquid(self.neuron, u)
+        x0 = self.initial_state(u.dtype)
+        sol = solve(
+            self.neuron,
+            x0,
+            u,
+            solver=solver,
+            dt=dt,
+            discretisation=discretisation,
+            throw=False,
+        )
+        states = _raise_if_failed(sol, index, self.neuron)
+        return self._read_out(h, states), sol
+
+    def initial_state(self, dtype) -> Array:
+        """$x_0 = 0$ in the neuron's state dtype."""
+        neuron = self.neuron
+        return jnp.zeros((neuron.state_size,), getattr(neuron, "state_dtype", dtype))
+
+    def step(
+        self,
+        x: Array,
+        h: Float[Array, " H"],
+        discretisation: AbstractDiscretisation,
+        dt: Float[ArrayLike, ""],
+    ) -> tuple[Array, Float[Array, " H"]]:
+        """One time step: the new neuron state and the block's output."""
+        u = self.norm_in(h)
+        x = discretisation.step(
+            self.neuron, x, self.neuron.drive(u), jnp.asarray(dt, jnp.real(x).dtype)
+        )
+        return x, self._read_out(h[None], x[None])[0]
+
+    def _read_out(self, h, states):
         if jnp.iscomplexobj(states):
             states = jnp.concatenate([jnp.real(states), jnp.imag(states)], axis=-1)
         return jax.vmap(self.norm_out)(h + jax.vmap(self.mlp)(states))
+
+
+# Every RESULTS message, in index order, for the block-naming errors below.
+_MESSAGES = tuple(RESULTS._index_to_message)
+
+
+def _raise_if_failed(sol: Solution, index: int, neuron) -> Array:
+    """The states, with a run-time error naming the block and the cause if the
+    liquid layer's solve failed (rather than a confusing error further on)."""
+    result = jax.lax.stop_gradient(sol.result)
+    prefix = (
+        f"LrcSSM block {index} ({type(neuron).__name__}): the liquid layer's solve "
+        "failed, so the model's output would be garbage. Cause: "
+    )
+    zero = eqx.branched_error_if(
+        jnp.zeros((), sol.states.dtype),
+        result != RESULTS.successful,
+        result._value,
+        [prefix + m for m in _MESSAGES],
+    )
+    return sol.states + zero
 
 
 class LrcSSM(eqx.Module):
@@ -174,20 +254,15 @@ class LrcSSM(eqx.Module):
     encoder: eqx.nn.MLP
     blocks: tuple[LiquidBlock, ...]
     decoder: eqx.nn.MLP
+    solver: AbstractLiquidSolver
     discretisation: AbstractDiscretisation
-    ode_solver: diffrax.AbstractSolver
     input_size: int = eqx.field(static=True)
     num_outputs: int = eqx.field(static=True)
     hidden_size: int = eqx.field(static=True)
     state_size: int = eqx.field(static=True)
     num_blocks: int = eqx.field(static=True)
-    solver: str = eqx.field(static=True)
     task: str = eqx.field(static=True)
     dt: float = eqx.field(static=True)
-    method: str | None = eqx.field(static=True)
-    rtol: float | None = eqx.field(static=True)
-    atol: float | None = eqx.field(static=True)
-    max_iters: int | None = eqx.field(static=True)
     neuron_name: str | None = eqx.field(static=True)
     dtype_name: str = eqx.field(static=True)
 
@@ -200,15 +275,10 @@ class LrcSSM(eqx.Module):
         state_size: int = 64,
         num_blocks: int = 2,
         neuron: str | NeuronFactory = "lrc",
-        solver: Literal["parallel", "sequential", "ode"] = "parallel",
+        solver: AbstractLiquidSolver = ParallelNewton(),
+        discretisation: AbstractDiscretisation = Euler(),
         task: Literal["classification", "regression"] = "classification",
         dt: float = 1.0,
-        discretisation: AbstractDiscretisation = Euler(),
-        method: Literal["newton", "quasi", "dense"] | None = None,
-        rtol: float | None = None,
-        atol: float | None = None,
-        max_iters: int | None = None,
-        ode_solver: diffrax.AbstractSolver = diffrax.Euler(),
         dtype=None,
         key: PRNGKeyArray,
     ):
@@ -222,31 +292,28 @@ class LrcSSM(eqx.Module):
         - `num_blocks`: the number of blocks $L$.
         - `neuron`: the liquid neuron of every block: a name from
             `lrc_toolkit.models.NEURONS` (`"lrc"` (default), `"lrc-symmetric"`,
-            `"lrc-input-elastance"`, `"stc"`, `"dense-lrc"`, `"ltc"`), or a factory
-            called as `neuron(D, H, key=key)` that returns any
+            `"stc"`, `"dense-lrc"`, `"ltc"`, `"gru"`, ...), or a factory called as
+            `neuron(D, H, key=key)` that returns any
             [`AbstractLiquidNeuron`][lrc_toolkit.AbstractLiquidNeuron] with
             `state_size=D`, `input_size=H` (e.g.
             `functools.partial(lrc_toolkit.LRC, elastance="none", dtype=jnp.float32)`,
             or your own neuron). Named neurons get the model's `dtype`; a factory
             must create its parameters in it.
-        - `solver`: how the liquid layers are evaluated: `"parallel"`
-            ([`solve_parallel`][lrc_toolkit.solve_parallel], Newton + parallel scan,
-            the paper's choice), `"sequential"`
-            ([`solve_sequential`][lrc_toolkit.solve_sequential], `lax.scan`) or
-            `"ode"` ([`solve_ode`][lrc_toolkit.solve_ode] with `ode_solver` and
-            one step per sample). With the defaults all three compute the same
-            explicit-Euler recurrence with $\Delta t = 1$.
+        - `solver`: how the liquid layers are solved: any solver of
+            [`solve`][lrc_toolkit.solve], e.g.
+            [`ParallelNewton()`][lrc_toolkit.ParallelNewton] (the default and the
+            paper's choice; `ParallelNewton(fallback=Sequential(), damping=1.0)`
+            etc.), [`Sequential()`][lrc_toolkit.Sequential] or
+            [`ODE(diffrax.Euler())`][lrc_toolkit.ODE]. With the defaults all compute
+            the explicit-Euler recurrence with $\Delta t = 1$.
+        - `discretisation`: the map $\Phi$ of the discrete solvers (default
+            [`Euler()`][lrc_toolkit.Euler]; [`ImplicitEuler()`][lrc_toolkit.ImplicitEuler]
+            for stiff neurons).
         - `task`: `"classification"` (outputs averaged over the valid steps: logits
             of shape `(num_outputs,)`) or `"regression"` (per-step outputs of shape
             `(T, num_outputs)`).
-        - `dt`: the step size $\Delta t$ of the liquid layers.
-        - `discretisation`: the map $\Phi$ of the `"parallel"` and `"sequential"`
-            solvers (default [`Euler()`][lrc_toolkit.Euler]).
-        - `method`, `rtol`, `atol`, `max_iters`: passed to
-            [`solve_parallel`][lrc_toolkit.solve_parallel] (e.g. `method="dense"` or
-            `"quasi"` for `"dense-lrc"`).
-        - `ode_solver`: the Diffrax solver of `solver="ode"` (default
-            `diffrax.Euler()`, which reproduces the explicit-Euler recurrence).
+        - `dt`: the step size $\Delta t$ of the liquid layers when no time stamps are
+            given to the model.
         - `dtype`: the floating dtype of the parameters (default: JAX's default
             float). Inputs are cast to it.
         - `key`: a `jax.random.key`.
@@ -259,8 +326,12 @@ class LrcSSM(eqx.Module):
             ("num_blocks", num_blocks),
         ):
             _positive_int(name, value)
-        if solver not in _SOLVERS:
-            raise ValueError(f"`solver` must be one of {_SOLVERS}, got {solver!r}.")
+        if not isinstance(solver, AbstractLiquidSolver):
+            raise TypeError(
+                "`solver` must be an `lrc_toolkit.AbstractLiquidSolver` such as "
+                "`lrc_toolkit.ParallelNewton()`, `Sequential()` or "
+                f"`ODE(diffrax.Euler())`, got {solver!r}."
+            )
         if task not in _TASKS:
             raise ValueError(f"`task` must be one of {_TASKS}, got {task!r}.")
         if not isinstance(dt, int | float) or isinstance(dt, bool) or not dt > 0:
@@ -269,11 +340,6 @@ class LrcSSM(eqx.Module):
             raise TypeError(
                 "`discretisation` must be an `lrc_toolkit.AbstractDiscretisation` such "
                 f"as `Euler()`, got {type(discretisation).__name__}."
-            )
-        if not isinstance(ode_solver, diffrax.AbstractSolver):
-            raise TypeError(
-                "`ode_solver` must be a Diffrax solver such as `diffrax.Euler()`, got "
-                f"{type(ode_solver).__name__}."
             )
         dtype = default_float(dtype)
         if isinstance(neuron, str):
@@ -315,20 +381,15 @@ class LrcSSM(eqx.Module):
             dtype=dtype,
             key=dkey,
         )
+        self.solver = solver
         self.discretisation = discretisation
-        self.ode_solver = ode_solver
         self.input_size = input_size
         self.num_outputs = num_outputs
         self.hidden_size = hidden_size
         self.state_size = state_size
         self.num_blocks = num_blocks
-        self.solver = solver
         self.task = task
         self.dt = float(dt)
-        self.method = method
-        self.rtol = rtol
-        self.atol = atol
-        self.max_iters = max_iters
         self.neuron_name = neuron_name
         self.dtype_name = jnp.dtype(dtype).name
 
@@ -339,16 +400,16 @@ class LrcSSM(eqx.Module):
 
     @property
     def config(self) -> dict[str, Any] | None:
-        """The constructor arguments as a JSON-serialisable dict, from which
+        """The constructor arguments as a JSON-serialisable dict (the solver and the
+        discretisation included), from which
         [`LrcSSM.from_config`][lrc_toolkit.models.LrcSSM.from_config] rebuilds the
-        model's structure; `None` if the neuron was given as a factory or a
-        non-default discretisation or ODE solver was used (then pass a template
-        model to [`load_checkpoint`][lrc_toolkit.training.load_checkpoint])."""
-        if (
-            self.neuron_name is None
-            or type(self.discretisation) is not Euler
-            or type(self.ode_solver) is not diffrax.Euler
-        ):
+        model's structure; `None` if the neuron was given as a factory or the solver
+        or discretisation cannot be recorded (a custom one, a sharded recurrence;
+        then pass a template model to
+        [`load_checkpoint`][lrc_toolkit.training.load_checkpoint])."""
+        solver = solver_to_config(self.solver)
+        discretisation = discretisation_to_config(self.discretisation)
+        if self.neuron_name is None or solver is None or discretisation is None:
             return None
         return {
             "input_size": self.input_size,
@@ -357,13 +418,10 @@ class LrcSSM(eqx.Module):
             "state_size": self.state_size,
             "num_blocks": self.num_blocks,
             "neuron": self.neuron_name,
-            "solver": self.solver,
+            "solver": solver,
+            "discretisation": discretisation,
             "task": self.task,
             "dt": self.dt,
-            "method": self.method,
-            "rtol": self.rtol,
-            "atol": self.atol,
-            "max_iters": self.max_iters,
             "dtype": self.dtype_name,
         }
 
@@ -389,43 +447,36 @@ class LrcSSM(eqx.Module):
             "num_blocks",
             "neuron",
             "solver",
+            "discretisation",
             "task",
             "dt",
-            "method",
-            "rtol",
-            "atol",
-            "max_iters",
             "dtype",
         }
         unknown = set(config) - known
         if unknown:
             raise ValueError(f"Unknown LrcSSM config keys {sorted(unknown)}.")
+        if "solver" in config:
+            config["solver"] = solver_from_config(config["solver"])
+        if "discretisation" in config:
+            config["discretisation"] = discretisation_from_config(
+                config["discretisation"]
+            )
         input_size = config.pop("input_size")
         num_outputs = config.pop("num_outputs")
         return cls(input_size, num_outputs, **config, key=key)
 
-    def _liquid(self, neuron: AbstractLiquidNeuron, u: Float[Array, "T H"]):
-        x0 = jnp.zeros((neuron.state_size,), getattr(neuron, "state_dtype", u.dtype))
-        if self.solver == "parallel":
-            sol = solve_parallel(
-                neuron,
-                x0,
-                u,
-                dt=self.dt,
-                discretisation=self.discretisation,
-                method=self.method,
-                rtol=self.rtol,
-                atol=self.atol,
-                max_iters=self.max_iters,
+    def _steps(self, T: int, ts) -> Float[Array, " T"]:
+        """The step sizes: from the time stamps `ts` (their differences, the first
+        step repeating the second) or the model's constant `dt`."""
+        if ts is None:
+            return jnp.full((T,), self.dt, self.dtype)
+        ts = jnp.asarray(ts, self.dtype)
+        if ts.shape != (T,):
+            raise ValueError(
+                f"`ts` must have one time stamp per step, shape ({T},); got {ts.shape}."
             )
-        elif self.solver == "sequential":
-            sol = solve_sequential(
-                neuron, x0, u, dt=self.dt, discretisation=self.discretisation
-            )
-        else:
-            ts = self.dt * jnp.arange(1, u.shape[0] + 1, dtype=u.dtype)
-            sol = solve_ode(neuron, ts, u, x0, solver=self.ode_solver, t0=0.0)
-        return sol.states
+        first = ts[1] - ts[0] if T > 1 else jnp.asarray(self.dt, self.dtype)
+        return jnp.concatenate([first[None], jnp.diff(ts)])
 
     def _check(self, x, mask):
         x = jnp.asarray(x)
@@ -454,8 +505,22 @@ class LrcSSM(eqx.Module):
             x = jnp.where(mask[:, None], x, 0)
         return x, mask
 
+    def _forward(self, x, mask, ts) -> tuple[Array, tuple[Solution, ...]]:
+        x, mask = self._check(x, mask)
+        dt = self._steps(x.shape[0], ts)
+        h = jax.vmap(self.encoder)(x)
+        solutions = []
+        for i, block in enumerate(self.blocks):
+            h, sol = block(h, self.solver, self.discretisation, dt, i)
+            solutions.append(sol)
+        return jax.vmap(self.decoder)(h), tuple(solutions)
+
     def per_step(
-        self, x: Float[ArrayLike, "T P"], mask: Bool[ArrayLike, " T"] | None = None
+        self,
+        x: Float[ArrayLike, "T P"],
+        mask: Bool[ArrayLike, " T"] | None = None,
+        *,
+        ts: Float[ArrayLike, " T"] | None = None,
     ) -> Float[Array, "T O"]:
         """The decoder's output at every time step (before any time average).
 
@@ -465,14 +530,32 @@ class LrcSSM(eqx.Module):
 
         An array of shape `(T, num_outputs)`; rows at padded steps are meaningless.
         """
-        x, mask = self._check(x, mask)
-        h = jax.vmap(self.encoder)(x)
-        for block in self.blocks:
-            h = block(h, self._liquid)
-        return jax.vmap(self.decoder)(h)
+        return self._forward(x, mask, ts)[0]
+
+    def solutions(
+        self,
+        x: Float[ArrayLike, "T P"],
+        mask: Bool[ArrayLike, " T"] | None = None,
+        *,
+        ts: Float[ArrayLike, " T"] | None = None,
+    ) -> tuple[Solution, ...]:
+        """Each block's liquid-layer [`Solution`][lrc_toolkit.Solution] on one
+        sequence (Newton iterations, fallbacks, `stats["max_factor"]`, ...).
+
+        **Arguments:** as for `__call__`.
+
+        **Returns:**
+
+        A tuple with one `Solution` per block.
+        """
+        return self._forward(x, mask, ts)[1]
 
     def __call__(
-        self, x: Float[ArrayLike, "T P"], mask: Bool[ArrayLike, " T"] | None = None
+        self,
+        x: Float[ArrayLike, "T P"],
+        mask: Bool[ArrayLike, " T"] | None = None,
+        *,
+        ts: Float[ArrayLike, " T"] | None = None,
     ) -> Float[Array, "..."]:
         """Run the model on one sequence.
 
@@ -481,6 +564,10 @@ class LrcSSM(eqx.Module):
         - `x`: the inputs, shape `(T, input_size)`.
         - `mask`: optional, shape `(T,)`, `True` on real steps and `False` on padding
             (which must come after the real steps). Default: every step is real.
+        - `ts`: optional time stamps of the steps, shape `(T,)`, strictly increasing
+            (irregular sampling): every liquid layer then steps by
+            $\Delta t_k = t_k - t_{k-1}$ (the first step repeats the second).
+            Default: the constant `dt`.
 
         **Returns:**
 
@@ -488,7 +575,7 @@ class LrcSSM(eqx.Module):
         outputs over the valid steps. Regression: per-step outputs of shape
         `(T, num_outputs)` (padded rows are meaningless; mask them in the loss).
         """
-        out = self.per_step(x, mask)
+        out = self.per_step(x, mask, ts=ts)
         if self.task == "regression":
             return out
         if mask is None:
@@ -497,3 +584,76 @@ class LrcSSM(eqx.Module):
         total = jnp.sum(jnp.where(mask[:, None], out, 0), axis=0)
         count = jnp.maximum(jnp.sum(mask), 1).astype(out.dtype)
         return total / count
+
+    # Streaming use -------------------------------------------------------------
+
+    def init_state(self) -> tuple[Array, ...]:
+        """The state of a stream before its first step: every block's $x_0 = 0$.
+
+        **Returns:**
+
+        A tuple with one neuron state per block.
+        """
+        return tuple(block.initial_state(self.dtype) for block in self.blocks)
+
+    def _step_map(self) -> AbstractDiscretisation:
+        solver = self.solver
+        if isinstance(solver, ODE):
+            if (
+                solver.interpolation != "piecewise_constant"
+                or solver.stepsize_controller is not None
+                or solver.dt0 is not None
+            ):
+                raise ValueError(
+                    "`step` reproduces an `ODE` solver only with its defaults "
+                    "(piecewise-constant inputs, one step per sample); this model's "
+                    f"solver is {solver!r}."
+                )
+            return DiffraxStep(solver.solver)
+        return self.discretisation
+
+    def step(
+        self,
+        state: tuple[Array, ...],
+        u: Float[ArrayLike, " P"],
+        dt: Float[ArrayLike, ""] | None = None,
+    ) -> tuple[tuple[Array, ...], Float[Array, " O"]]:
+        """Advance a stream by one sample: online inference, one step at a time.
+
+        Equal, step by step, to the whole-sequence forward pass
+        ([`per_step`][lrc_toolkit.models.LrcSSM.per_step]) with the same step sizes
+        (every solver evaluates the same recurrence; an `ODE` solver's one step per
+        sample is taken by the same Diffrax solver). Compile it once with
+        `eqx.filter_jit(model.step)`.
+
+        **Arguments:**
+
+        - `state`: from [`init_state`][lrc_toolkit.models.LrcSSM.init_state] or the
+            previous `step`.
+        - `u`: the sample, shape `(input_size,)`.
+        - `dt`: the time since the previous sample (default: the model's `dt`).
+
+        **Returns:**
+
+        `(state, output)`: the new state and this step's decoder output, shape
+        `(num_outputs,)` (for classification, per-step logits; the sequence's
+        logits are their running mean).
+        """
+        u = jnp.asarray(u).astype(self.dtype)
+        if u.shape != (self.input_size,):
+            raise ValueError(
+                f"`u` must have shape ({self.input_size},) (one sample), got {u.shape}."
+            )
+        if len(state) != len(self.blocks):
+            raise ValueError(
+                f"`state` must hold one state per block ({len(self.blocks)}), got "
+                f"{len(state)}; start from `model.init_state()`."
+            )
+        dt = self.dt if dt is None else dt
+        discretisation = self._step_map()
+        h = self.encoder(u)
+        new_state = []
+        for block, x in zip(self.blocks, state):
+            x, h = block.step(x, h, discretisation, dt)
+            new_state.append(x)
+        return tuple(new_state), self.decoder(h)

@@ -1,0 +1,59 @@
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+
+from ._common import drives, shifted
+from ._linearise import check_diagonal, linearise
+
+
+# Gradients at the fixed point, shared by every solver whose states solve the
+# recurrence x_t = Φ(x_{t-1}, u_t; θ) (ParallelNewton, Sequential). For a loss
+# L(x_1..x_T) the adjoint λ_t = ∂L/∂x_t (total) obeys
+#     λ_t = ḡ_t + J_{t+1}ᵀ λ_{t+1},   λ_T = ḡ_T,   J_{t+1} = ∂Φ/∂x(x_t, u_{t+1}),
+# one reverse linear recurrence; the cotangents of θ, u_t, Δt_t and x_0 are then
+# Σ_t (∂Φ/∂·)ᵀ λ_t: one vmapped VJP of Φ. For an implicit step Φ is defined by its
+# residual and J_t = (I − Δt F_t)^{-1} (the discretisation's `newton_step` around the
+# converged state has exactly these derivatives). Nothing of the forward pass is
+# stored: memory O(TD).
+@eqx.filter_custom_vjp
+def fixed_point_solve(vjp_arg, forward, discretisation, recurrence):
+    """`forward(neuron, x0, inputs, dt) -> (states, aux)`, differentiated at the
+    fixed point. `vjp_arg = (neuron, x0, inputs, dt)`; `recurrence(a, b,
+    reverse=True)` solves the adjoint's reverse linear recurrence."""
+    neuron, x0, inputs, dt = vjp_arg
+    return forward(neuron, x0, inputs, dt)
+
+
+@fixed_point_solve.def_fwd
+def _fwd(perturbed, vjp_arg, forward, discretisation, recurrence):
+    out = fixed_point_solve.fn(vjp_arg, forward, discretisation, recurrence)
+    return out, out[0]
+
+
+@fixed_point_solve.def_bwd
+def _bwd(states, grad_obj, perturbed, vjp_arg, forward, discretisation, recurrence):
+    neuron, x0, inputs, dt = vjp_arg
+    g_states = grad_obj[0]
+    if g_states is None:
+        g_states = jnp.zeros_like(states)
+    prev = shifted(x0, states)
+    d = drives(neuron, inputs)
+    exact = "newton" if neuron.jacobian_structure == "diagonal" else "dense"
+    _, jac = linearise(neuron, discretisation, prev, states, d, dt, exact)
+    if exact == "newton":
+        jac = check_diagonal(neuron, discretisation, prev, states, d, dt, jac)
+    else:
+        jac = jnp.swapaxes(jac, -1, -2)
+    # No conjugation for complex states: JAX cotangents are transposes of the
+    # (holomorphic) JVP, as `jax.vjp` computes them.
+    next_jac = jnp.concatenate([jac[1:], jnp.zeros_like(jac[:1])], axis=0)
+    lam = recurrence(next_jac, g_states, reverse=True)
+
+    def all_steps(neuron, prev, inputs, dt):
+        return jax.vmap(
+            lambda p, g, dd, h: discretisation.newton_step(neuron, p, g, dd, h)
+        )(prev, states, drives(neuron, inputs), dt)
+
+    _, vjp = eqx.filter_vjp(all_steps, neuron, prev, inputs, dt)
+    g_neuron, g_prev, g_inputs, g_dt = vjp(lam)
+    return g_neuron, g_prev[0], g_inputs, g_dt

@@ -1,0 +1,311 @@
+from typing import Literal
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+
+from .._solution import RESULTS, Solution
+from ._adjoint import fixed_point_solve
+from ._common import (
+    all_finite,
+    drives,
+    outcome,
+    shifted,
+    stability_stats,
+)
+from ._linearise import linearise
+from .base import AbstractLiquidSolver
+from .linear_scan import AbstractRecurrence, default_recurrence
+
+
+_METHODS = ("newton", "quasi", "dense")
+
+
+def default_tolerances(dtype) -> tuple[float, float]:
+    """`(rtol, atol)` for the Newton convergence test at a given dtype."""
+    if jnp.finfo(dtype).bits >= 64:
+        return 1e-9, 1e-9
+    return 1e-5, 1e-5
+
+
+def _clip_jacobian(jac, radius):
+    """Damped Newton: shrink each step's Jacobian to norm at most `radius`
+    (entrywise for a diagonal one, the row-sum norm for a dense one). The products
+    in the scan then stay below `radius`^L over any L steps, so the linear step can
+    no longer overflow on a locally expanding recurrence, and after k iterations the
+    first k states are still exact (that holds for any Jacobian approximation).
+    Contracting steps (norm < `radius`) are left unchanged."""
+    if jac.ndim == 2:
+        norm = jnp.abs(jac)
+    else:
+        norm = jnp.max(jnp.sum(jnp.abs(jac), axis=-1), axis=-1)[:, None, None]
+    return jac * jnp.minimum(1, radius / jnp.maximum(norm, jnp.finfo(norm.dtype).tiny))
+
+
+def _diagonal_of(jac, prev):
+    return jac if jac.ndim == prev.ndim else jnp.diagonal(jac, axis1=-2, axis2=-1)
+
+
+class ParallelNewton(AbstractLiquidSolver):
+    r"""Evaluate the recurrence $x_t = \Phi(x_{t-1}, u_t)$ for all $t$ at once by
+    Newton's method, each Newton step being a linear recurrence solved by an
+    associative scan (the SSM view).
+
+    At iterate $x^{(k)}$, with $J_t = \partial\Phi/\partial x\,(x^{(k)}_{t-1}, u_t)$,
+
+    $$x^{(k+1)}_t = J_t\, x^{(k+1)}_{t-1} + \Phi(x^{(k)}_{t-1}, u_t) - J_t\, x^{(k)}_{t-1},$$
+
+    solved in $O(\log T)$ depth. For a neuron with a diagonal Jacobian this is exact
+    Newton at $O(TD)$ work per iteration. For an explicit step, after $k$ iterations
+    the first $k$ states are exact, so at most $T$ iterations are needed;
+    contracting systems need a handful. For [`ImplicitEuler`][lrc_toolkit.ImplicitEuler]
+    it is Newton on the residuals of the whole trajectory. Input-only terms
+    ([`drive`][lrc_toolkit.AbstractLiquidNeuron.drive]) are computed once.
+
+    Reverse-mode gradients are computed at the fixed point (one reverse linear
+    recurrence and one vmapped VJP of $\Phi$), not through the loop; they flow to
+    the neuron's parameters, `x0`, `inputs` and `dt`. Memory $O(TD)$.
+
+    `Solution.stats`: `max_factor` (largest $|\partial\Phi_i/\partial x_i|$ of the last
+    linearisation), `unstable`, `max_delta` (the last update's largest entry) and
+    `fallback` (whether the fallback solver ran).
+
+    **Arguments:**
+
+    - `method`: `"newton"` (exact for diagonal neurons, their default); `"dense"`
+        (full-Jacobian Newton, DEER, $O(TD^3)$; the default for dense neurons);
+        `"quasi"` (the diagonal of the full Jacobian: cheap steps, more iterations).
+    - `rtol`, `atol`: converged when $|x^{(k+1)} - x^{(k)}| \le$ `atol + rtol`
+        $|x^{(k+1)}|$ everywhere (the relative part only on non-expanding steps), or,
+        on a contracting iteration, when the error estimate
+        $\theta/(1-\theta)\,|x^{(k+1)} - x^{(k)}|$ ($\theta$ the ratio of the last two
+        updates) is within it. Defaults: $10^{-5}$ in float32, $10^{-9}$ in float64.
+    - `max_iters`: the iteration limit; default $T$.
+    - `damping`: a radius $\rho$: clip every step's Jacobian to norm $\le \rho$
+        before the scan, so a locally expanding recurrence cannot overflow the
+        linear step (contracting steps are unchanged). Default `None` (exact Newton).
+    - `fallback`: a solver that recomputes a sequence whose Newton iteration failed
+        (non-finite or out of iterations), e.g. [`Sequential()`][lrc_toolkit.Sequential];
+        under `jax.vmap` only the failed sequences are recomputed. Default `None`.
+    - `recurrence`: an [`AbstractRecurrence`][lrc_toolkit.AbstractRecurrence]:
+        [`AssociativeScan()`][lrc_toolkit.AssociativeScan],
+        [`SequentialScan()`][lrc_toolkit.SequentialScan] or
+        [`ShardedScan(mesh)`][lrc_toolkit.ShardedScan] (time sharded across
+        devices). Default: the sequential scan on a CPU, the associative one
+        elsewhere.
+
+    ??? cite "References"
+
+        ```bibtex
+        @inproceedings{lim2024parallelizing,
+          title={Parallelizing non-linear sequential models over the sequence length},
+          author={Lim, Yi Heng and Zhu, Qi and Selfridge, Joshua and Kasim, Muhammad Firmansyah},
+          booktitle={ICLR}, year={2024}
+        }
+        @inproceedings{gonzalez2024towards,
+          title={Towards Scalable and Stable Parallelization of Nonlinear RNNs},
+          author={Gonzalez, Xavier and Warrington, Andrew and Smith, Jimmy T.H. and Linderman, Scott W.},
+          booktitle={NeurIPS}, year={2024}
+        }
+        ```
+    """
+
+    method: Literal["newton", "quasi", "dense"] | None = eqx.field(
+        default=None, static=True
+    )
+    rtol: float | None = eqx.field(default=None, static=True)
+    atol: float | None = eqx.field(default=None, static=True)
+    max_iters: int | None = eqx.field(default=None, static=True)
+    damping: float | None = eqx.field(default=None, static=True)
+    fallback: AbstractLiquidSolver | None = None
+    recurrence: AbstractRecurrence | None = None
+
+    def __check_init__(self):
+        if self.method is not None and self.method not in _METHODS:
+            raise ValueError(
+                f"`method` must be one of {_METHODS}, got {self.method!r}."
+            )
+        if self.max_iters is not None and (
+            isinstance(self.max_iters, bool)
+            or not isinstance(self.max_iters, int)
+            or self.max_iters < 1
+        ):
+            raise ValueError(
+                f"`max_iters` must be a positive integer, got {self.max_iters!r}."
+            )
+        for name in ("rtol", "atol"):
+            value = getattr(self, name)
+            if value is not None and not value >= 0:
+                raise ValueError(f"`{name}` must be non-negative, got {value!r}.")
+        if self.damping is not None and not self.damping > 0:
+            raise ValueError(
+                f"`damping` must be a positive radius, got {self.damping!r}."
+            )
+        if self.fallback is not None and (
+            not isinstance(self.fallback, AbstractLiquidSolver)
+            or isinstance(self.fallback, ParallelNewton)
+        ):
+            raise TypeError(
+                "`fallback` must be a non-Newton solver such as `Sequential()`, got "
+                f"{type(self.fallback).__name__}."
+            )
+        if self.recurrence is not None and not isinstance(
+            self.recurrence, AbstractRecurrence
+        ):
+            raise TypeError(
+                "`recurrence` must be an `lrc_toolkit.AbstractRecurrence` such as "
+                "`AssociativeScan()`, `SequentialScan()` or `ShardedScan(mesh)`, got "
+                f"{type(self.recurrence).__name__}."
+            )
+
+    def resolved_method(self, neuron) -> str:
+        method = self.method
+        if method is None:
+            method = "newton" if neuron.jacobian_structure == "diagonal" else "dense"
+        if method == "newton" and neuron.jacobian_structure != "diagonal":
+            raise ValueError(
+                f"method='newton' needs a neuron with a diagonal Jacobian, but "
+                f"{type(neuron).__name__} declares jacobian_structure="
+                f"{neuron.jacobian_structure!r}. Use `ParallelNewton(method='dense')` "
+                "(exact Newton with full Jacobians) or `method='quasi'` (their "
+                "diagonal)."
+            )
+        return method
+
+    def run(self, neuron, x0, inputs, dt, ts, discretisation, init):
+        method = self.resolved_method(neuron)
+        recurrence = (
+            default_recurrence() if self.recurrence is None else self.recurrence
+        )
+        T = inputs.shape[0]
+        if init is not None and init.shape != (T, x0.shape[0]):
+            raise ValueError(
+                f"`init` must have shape (T, D) = ({T}, {x0.shape[0]}), got {init.shape}."
+            )
+
+        def solve_fn(x0, inputs, dt, init):
+            forward = _Forward(self, discretisation, recurrence, method, init)
+            states, (k, result, stats) = fixed_point_solve(
+                (neuron, x0, inputs, dt), forward, discretisation, recurrence
+            )
+            return Solution(states=states, result=result, iterations=k, stats=stats)
+
+        sol = recurrence.around(solve_fn, x0, inputs, dt, init)
+        if self.fallback is not None:
+            sol = self._fall_back(sol, neuron, x0, inputs, dt, ts, discretisation)
+        return sol
+
+    def _fall_back(self, sol, neuron, x0, inputs, dt, ts, discretisation):
+        failed = sol.result != RESULTS.successful
+        fallback = self.fallback
+
+        def rerun():
+            alt = fallback.run(neuron, x0, inputs, dt, ts, discretisation, None)
+            return alt.states, alt.result
+
+        # Under vmap only the failed sequences are replaced (`cond` becomes `select`
+        # there, so both branches run; outside vmap only one does).
+        states, result = jax.lax.cond(failed, rerun, lambda: (sol.states, sol.result))
+        stats = dict(sol.stats, fallback=failed)
+        return Solution(
+            states=states, result=result, iterations=sol.iterations, stats=stats
+        )
+
+
+class _Forward(eqx.Module):
+    """The Newton loop, as the forward function of the fixed-point adjoint."""
+
+    solver: ParallelNewton
+    discretisation: object
+    recurrence: AbstractRecurrence
+    method: str = eqx.field(static=True)
+    init: object
+
+    def __call__(self, neuron, x0, inputs, dt):
+        solver, discretisation, method = self.solver, self.discretisation, self.method
+        d = drives(neuron, inputs)  # input-only terms, once per sequence
+        T = inputs.shape[0]
+        default_rtol, default_atol = default_tolerances(x0.dtype)
+        rtol = default_rtol if solver.rtol is None else solver.rtol
+        atol = default_atol if solver.atol is None else solver.atol
+        max_iters = T if solver.max_iters is None else solver.max_iters
+        real = jnp.finfo(x0.dtype).dtype
+
+        def iterate(carry):
+            k, X, _, _, last, _, _ = carry
+            prev = shifted(x0, X)
+            values, jac = linearise(neuron, discretisation, prev, X, d, dt, method)
+            # The stability figure, from this linearisation (for an explicit step
+            # the JVP of f along ones shares its work with the one of Φ).
+            _, field = jax.jvp(
+                lambda p: jax.vmap(neuron.driven_vector_field)(p, d),
+                (prev,),
+                (jnp.ones_like(prev),),
+            )
+            max_factor, unstable = stability_stats(_diagonal_of(jac, prev), field)
+            if solver.damping is not None:
+                jac = _clip_jacobian(jac, solver.damping)
+            # Newton step: x_t = J_t x_{t-1} + (Φ(x^k_{t-1}) - J_t x^k_{t-1}); the
+            # first step starts from the known x_0.
+            if jac.ndim == prev.ndim:
+                b = values - jac * prev
+            else:
+                b = values - jnp.einsum("tij,tj->ti", jac, prev)
+            jac = jac.at[0].set(0)
+            b = b.at[0].set(values[0])
+            X_new = self.recurrence(jac, b)
+            delta = jnp.abs(X_new - X)
+            finite = all_finite(X_new)
+            # The relative test is a certificate only where errors cannot grow
+            # along the sequence: on a locally expanding recurrence (some
+            # |∂Φ/∂x| > 1) two successive iterates can be huge, wrong and
+            # relatively close, so there only the absolute test counts.
+            if jac.ndim == prev.ndim:
+                gain = jnp.max(jnp.abs(jac))
+            else:
+                gain = jnp.max(jnp.sum(jnp.abs(jac), axis=-1))
+            expanding = gain > 1
+            tol = atol + jnp.where(expanding, 0, rtol) * jnp.abs(X_new)
+            # Convergence without an extra pass: with θ = max|Δ_k| / max|Δ_{k-1}|
+            # the observed contraction, the error of x^(k+1) is at most about
+            # θ/(1-θ)|Δ_k| (Hairer & Wanner, Solving ODEs II, IV.8). Only used on a
+            # contracting, non-expanding iteration.
+            step = jnp.max(delta)
+            contracting = jnp.isfinite(last) & (step < 0.5 * last) & ~expanding
+            theta = jnp.where(contracting, step / jnp.where(contracting, last, 1), 1)
+            estimate = jnp.where(contracting, theta / (1 - theta), 1) * delta
+            converged = jnp.all(delta <= tol) | (contracting & jnp.all(estimate <= tol))
+            if not discretisation.implicit:
+                # After k iterations the first k states of an explicit recurrence
+                # are exact, so k >= T is convergence.
+                converged = converged | (k + 1 >= T)
+            return k + 1, X_new, converged, finite, step, max_factor, unstable
+
+        def keep_going(carry):
+            k, _, converged, finite, *_ = carry
+            return (k < max_iters) & ~converged & finite
+
+        X = jnp.zeros((T, x0.shape[0]), x0.dtype) if self.init is None else self.init
+        carry = (
+            jnp.array(0),
+            X,
+            jnp.array(False),
+            jnp.array(True),
+            jnp.array(jnp.inf, real),
+            jnp.array(jnp.nan, real),
+            jnp.array(False),
+        )
+        k, X, converged, finite, delta, max_factor, unstable = jax.lax.while_loop(
+            keep_going, iterate, carry
+        )
+        not_converged = RESULTS.where(
+            converged, RESULTS.successful, RESULTS.newton_max_iters_reached
+        )
+        result = outcome(finite, unstable, not_converged)
+        stats = {
+            "max_factor": max_factor,
+            "unstable": unstable,
+            "max_delta": delta,
+            "fallback": jnp.array(False),
+        }
+        return X, (k, result, stats)
