@@ -367,7 +367,7 @@ _WORKER = textwrap.dedent(
     import jax.numpy as jnp, jax.random as jr
     from lrc_toolkit.models import LrcSSM
     from lrc_toolkit.training import fit, TrainConfig
-    from lrc_toolkit.training import _checkpoint, _fit
+    from lrc_toolkit.training import _checkpoint, _run_dir
 
     out, mode, kill_epoch, resume = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4] == "1"
     marker = out + ".killpoint"
@@ -377,12 +377,12 @@ _WORKER = textwrap.dedent(
         time.sleep(600)
 
     if mode == "between-epochs":
-        save = _fit.save_checkpoint
+        save = _run_dir.save_checkpoint
         def slow_save(path, tree, meta, **kw):
             save(path, tree, meta, **kw)
             if path.endswith("last.eqx") and meta["state"]["epoch"] == kill_epoch:
                 stop_here()
-        _fit.save_checkpoint = slow_save
+        _run_dir.save_checkpoint = slow_save
     elif mode == "mid-write":
         writes = []
         def hook(path, stage):

@@ -1,0 +1,211 @@
+"""Objectives (loss and metrics of one sequence), the compiled train and evaluation
+steps, and evaluation over a whole split."""
+
+import dataclasses
+import functools
+import inspect
+import warnings
+from collections.abc import Callable
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from ._data import Arrays, batches, round_to_mesh, to_devices
+
+
+# ----------------------------------------------------------------------------------
+# Objectives: (model, x, mask, y, times) -> (loss, {metric: value}) for ONE sequence
+
+
+def _call(model, x, mask, times):
+    return model(x, mask) if times is None else model(x, mask, times=times)
+
+
+def task_objective(model, x, mask, y, times=None):
+    """The loss and metrics of [`LrcSSM`][lrc_toolkit.models.LrcSSM]'s `task`, from
+    one forward pass. Classification: softmax cross-entropy and `accuracy`.
+    Regression: the MSE (also reported as `mse`) of the mean output over the valid
+    steps against one target per sequence (`y` of shape (O,)), or of the output at
+    each valid step (`y` of shape (T, O))."""
+    out = _call(model, x, mask, times)
+    if model.task == "classification":
+        loss = optax.softmax_cross_entropy_with_integer_labels(out, y)
+        return loss, {
+            "accuracy": (jnp.argmax(out).astype(y.dtype) == y).astype(loss.dtype)
+        }
+    y = y.astype(out.dtype)
+    if y.ndim == 1:  # one target per sequence: the mean output over valid steps
+        count = jnp.sum(mask).astype(out.dtype)
+        pred = jnp.sum(jnp.where(mask[:, None], out, 0), axis=0) / count
+        loss = jnp.mean((pred - y) ** 2)
+    else:  # one target per step: the MSE over the valid steps
+        sq = jnp.where(mask[:, None], (out - y) ** 2, 0)
+        loss = jnp.sum(sq) / (jnp.sum(mask).astype(out.dtype) * y.shape[-1])
+    return loss, {"mse": loss}
+
+
+def _task_loss(model, x, mask, y, times=None):
+    return task_objective(model, x, mask, y, times)[0]
+
+
+def _task_metrics(model, x, mask, y, times=None):
+    return task_objective(model, x, mask, y, times)[1]
+
+
+def _no_metrics(model, x, mask, y, times=None):
+    return {}
+
+
+def _takes_times(fn) -> bool:
+    try:
+        return "times" in inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        return False
+
+
+@dataclasses.dataclass(frozen=True)
+class Hooked:
+    """A user's `loss(model, x, mask, y)` and `metrics(model, x, mask, y)` hooks as
+    one objective. Hashable, so that fits with the same hooks share compilations;
+    `times=` is passed to each hook that takes it."""
+
+    loss: Callable
+    metrics: Callable
+
+    def __call__(self, model, x, mask, y, times=None):
+        def call(fn):
+            if times is not None and _takes_times(fn):
+                return fn(model, x, mask, y, times=times)
+            return fn(model, x, mask, y)
+
+        loss = jnp.asarray(call(self.loss))
+        if loss.shape != ():
+            raise ValueError(
+                f"`loss(model, x, mask, y)` must return a scalar for one sequence, got "
+                f"shape {loss.shape}; `fit` batches it with `jax.vmap`."
+            )
+        return loss, dict(call(self.metrics))
+
+
+def make_objective(model, loss: Callable | None, metrics: Callable | None, times):
+    """The objective `fit` and `evaluate` use, from the hooks (`None`: the defaults
+    of the model's `task`). Warns when time stamps would be dropped."""
+    task = getattr(model, "task", None)
+    if loss is None and task is None:
+        raise TypeError(
+            f"`{type(model).__name__}` has no `task` attribute, so `fit` cannot pick "
+            "a loss: pass `loss=fn` with `fn(model, x, mask, y) -> scalar` for one "
+            "sequence (x: (T, P), mask: (T,), y: one target)."
+        )
+    for fn, name in ((loss, "loss"), (metrics, "metrics")):
+        if fn is not None and not callable(fn):
+            raise TypeError(f"`{name}` must be a function, got {type(fn).__name__}.")
+    if times is not None:
+        takes = _takes_times(model.__call__) if loss is None else _takes_times(loss)
+        if not takes:
+            warnings.warn(
+                "The data have time stamps (`times`), but "
+                + ("the model's `__call__`" if loss is None else "`loss`")
+                + " takes no `times=` argument: they are ignored (uniform steps).",
+                stacklevel=3,
+            )
+    if loss is None and metrics is None:
+        return task_objective
+    metrics = metrics or (_task_metrics if task is not None else _no_metrics)
+    return Hooked(loss or _task_loss, metrics)
+
+
+# ----------------------------------------------------------------------------------
+# Compiled steps
+
+
+def _sums(objective, model, x, mask, y, times, weight):
+    """Weighted sums over a batch of the loss and of each metric."""
+    losses, metrics = jax.vmap(objective, in_axes=(None, 0, 0, 0, 0))(
+        model, x, mask, y, times
+    )
+    weight = weight.astype(losses.dtype)
+    total = jnp.sum(weight * losses)
+    return total, {
+        k: jnp.sum(weight * jnp.asarray(v).astype(losses.dtype))
+        for k, v in metrics.items()
+    }
+
+
+@eqx.filter_jit
+def train_step(model, opt_state, optimiser, objective, batch, weight):
+    """One optimiser step on the weighted mean loss of a batch."""
+
+    def batch_loss(model):
+        total, metric_sums = _sums(objective, model, *batch, weight)
+        return total / jnp.sum(weight.astype(total.dtype)), (total, metric_sums)
+
+    (_, (loss_sum, metric_sums)), grads = eqx.filter_value_and_grad(
+        batch_loss, has_aux=True
+    )(model)
+    params = eqx.filter(model, eqx.is_inexact_array)
+    # optax mixes Python scalars and int32 counters (Adam's bias correction), which
+    # strict dtype promotion rejects: run the optimiser under standard promotion.
+    with jax.numpy_dtype_promotion("standard"):
+        updates, opt_state = optimiser.update(grads, opt_state, params)
+    model = eqx.apply_updates(model, updates)
+    return model, opt_state, loss_sum, metric_sums
+
+
+@eqx.filter_jit
+def _eval_step(model, objective, batch, weight):
+    return _sums(objective, model, *batch, weight)
+
+
+def summarise(loss_sum: float, metric_sums: dict, n: int) -> dict:
+    """Means over `n` examples: `{"loss", <metrics>..., "num_examples"}`."""
+    means = {k: float(v) / n for k, v in metric_sums.items()}
+    return {"loss": float(loss_sum) / n, **means, "num_examples": n}
+
+
+def evaluate_arrays(model, objective, arrays: Arrays, batch_size, mesh=None) -> dict:
+    """The mean loss and metrics of `model` over a checked split."""
+    n = len(arrays)
+    batch_size = round_to_mesh(min(batch_size, n), mesh)
+    loss_sum, metric_sums = 0.0, {}
+    for idx, weight in batches(n, batch_size, np.arange(n)):
+        *batch, weight = to_devices(mesh, (*arrays.take(idx), weight))
+        l, m = _eval_step(model, objective, tuple(batch), weight)
+        loss_sum += float(l)
+        metric_sums = {k: metric_sums.get(k, 0.0) + float(v) for k, v in m.items()}
+    return summarise(loss_sum, metric_sums, n)
+
+
+def train_epoch(
+    model, opt_state, optimiser, objective, arrays, batch_size, order, mesh
+):
+    """One pass over the training split in the given order; returns the model, the
+    optimiser state and the epoch's mean training loss and metrics."""
+    loss_sum, metric_sums = 0.0, {}
+    for idx, weight in batches(len(arrays), batch_size, order):
+        *batch, weight = to_devices(mesh, (*arrays.take(idx), weight))
+        model, opt_state, l, m = train_step(
+            model, opt_state, optimiser, objective, tuple(batch), weight
+        )
+        loss_sum += float(l)
+        metric_sums = {k: metric_sums.get(k, 0.0) + float(v) for k, v in m.items()}
+    return model, opt_state, summarise(loss_sum, metric_sums, len(arrays))
+
+
+# ----------------------------------------------------------------------------------
+# The optimiser
+
+
+def make_optimiser(config) -> optax.GradientTransformation:
+    """Global-norm clipping at `config.clip_norm`, then Adam (the paper's setup)."""
+    return _optimiser(config.learning_rate, config.clip_norm)
+
+
+@functools.lru_cache(maxsize=16)
+def _optimiser(learning_rate: float, clip_norm: float) -> optax.GradientTransformation:
+    # Cached, so that runs with the same settings (e.g. several seeds) share the
+    # compiled train step: the optimiser is a static argument of `train_step`.
+    return optax.chain(optax.clip_by_global_norm(clip_norm), optax.adam(learning_rate))
