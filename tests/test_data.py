@@ -1,13 +1,17 @@
 """Tests of `lrc_toolkit.data`: the UEA protocol (merge, deduplicate, permute, split
-70/15/15, normalise on train), padding and masks, and the error messages.
+70/15/15, normalise on train), padding and masks, time stamps and the random drop of
+the neural-CDE protocol, per-step Δt, and the error messages.
 
 References are computed independently here: the raw series come straight from
 aeon (or from `.ts` files written by hand), duplicates are found with a plain
 Python loop, statistics with NumPy over the unpadded series."""
 
+import dataclasses
 import os
 import pathlib
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 from aeon.datasets import load_classification
@@ -15,12 +19,14 @@ from aeon.datasets import load_classification
 from lrc_toolkit.data import (
     BUNDLED_DATASETS,
     default_data_dir,
+    DEFAULT_DROP_SEED,
     load_arrays,
     load_uea,
     PAPER_DATASETS,
     PAPER_SEEDS,
     Split,
     split_sizes,
+    time_steps,
     UEADataset,
 )
 
@@ -461,3 +467,301 @@ def test_rewritten_file_is_read_again(tmp_path):
 def test_name_is_not_a_path(tmp_path):
     with pytest.raises(ValueError, match="must be a data set's name"):
         load_uea("../Heartbeat", data_dir=tmp_path)
+
+
+# ------------------------------------------------------------- time stamps, drop
+
+
+def _steps_loop(times, length, first=None):
+    """Per-step Δt of one padded series by a plain loop: t_k - t_(k-1) on real
+    steps k >= 2; Δt_1 = Δt_2 (1 for a single real step) or `first`; padded
+    steps repeat the last real step's Δt."""
+    out = []
+    for k in range(len(times)):
+        if k >= length:
+            out.append(out[length - 1])
+        elif k == 0:
+            if first is not None:
+                out.append(first)
+            else:
+                out.append(float(times[1] - times[0]) if length >= 2 else 1.0)
+        else:
+            out.append(float(times[k] - times[k - 1]))
+    return np.asarray(out)
+
+
+def _padded_times_loop(stamps, max_length):
+    """Stamps padded by continuing the last step (a step of 1 for one sample)."""
+    out = [float(t) for t in stamps]
+    step = out[-1] - out[-2] if len(out) >= 2 else 1.0
+    while len(out) < max_length:
+        out.append(out[-1] + step)
+    return np.asarray(out)
+
+
+def _irregular_collection(seed=0, n=30):
+    """Variable-length series with irregular, strictly increasing stamps; with an
+    exact duplicate (values and stamps) and a copy whose stamps differ."""
+    rng = np.random.default_rng(seed)
+    series, stamps = [], []
+    for _ in range(n):
+        length = int(rng.integers(1, 9))
+        series.append(rng.normal(size=(length, 2)))
+        stamps.append(np.cumsum(rng.uniform(0.1, 2.0, size=length)) + 100.0)
+    series += [series[4].copy(), series[6].copy()]
+    stamps += [stamps[4].copy(), stamps[6] + 0.5]
+    labels = [i % 3 for i in range(n)] + [4 % 3, 6 % 3]
+    return series, stamps, labels
+
+
+def test_times_follow_their_rows_through_the_protocol():
+    series, stamps, labels = _irregular_collection()
+    ds = load_arrays(series, labels, seed=11, times=stamps, time_channel=True)
+    # Independent protocol: dedupe on (values, stamps) by a loop, then permute.
+    keep = []
+    for i in range(len(series)):
+        if not any(
+            series[j].shape == series[i].shape
+            and (series[j] == series[i]).all()
+            and (stamps[j] == stamps[i]).all()
+            for j in keep
+        ):
+            keep.append(i)
+    assert keep == list(range(30)) + [31]  # 30 copies 4 exactly; 31 differs
+    assert ds.num_duplicates == 1 and ds.has_times
+    keep = np.asarray(keep)
+    perm = np.random.default_rng(11).permutation(len(keep))
+    b1, b2 = int(0.7 * len(keep)), int(0.85 * len(keep))
+    expected = [keep[perm[:b1]], keep[perm[b1:b2]], keep[perm[b2:]]]
+    steps = np.concatenate([series[i] for i in expected[0]])
+    mean, std = steps.mean(axis=0), steps.std(axis=0)
+    t_max = max(len(s) for s in series)
+    t0 = min(stamps[i][0] for i in keep)
+    span = max(stamps[i][-1] for i in keep) - t0
+    for split, idx in zip(ds.splits.values(), expected):
+        np.testing.assert_array_equal(split.indices, idx)
+        assert split.times.dtype == np.float64 and split.times.shape == (
+            len(idx),
+            t_max,
+        )
+        for row, i in enumerate(idx):
+            n = len(series[i])
+            assert split.lengths[row] == n and split.mask[row].sum() == n
+            np.testing.assert_array_equal(
+                split.times[row], _padded_times_loop(stamps[i], t_max)
+            )
+            np.testing.assert_allclose(
+                split.x[row, :n, 1:], (series[i] - mean) / std, rtol=1e-5, atol=1e-6
+            )
+            np.testing.assert_allclose(
+                split.x[row, :n, 0], (stamps[i] - t0) / span, rtol=1e-6
+            )
+            assert split.y[row] == labels[i]
+            np.testing.assert_allclose(
+                time_steps(split.times, split.mask)[row],
+                _steps_loop(split.times[row], n),
+            )
+
+
+def test_shared_and_per_row_times_for_equal_lengths():
+    rng = np.random.default_rng(2)
+    x = rng.normal(size=(20, 6, 1))
+    y = np.arange(20) % 2
+    clock = np.array([0.0, 0.5, 0.75, 2.0, 2.5, 4.0])
+    shared = load_arrays(x, y, seed=3, times=clock)
+    rows = np.cumsum(rng.uniform(0.5, 1.5, size=(20, 6)), axis=1)
+    per_row = load_arrays(x, y, seed=3, times=rows)
+    for a, b in zip(shared.splits.values(), per_row.splits.values()):
+        np.testing.assert_array_equal(a.indices, b.indices)
+        np.testing.assert_array_equal(a.times, np.broadcast_to(clock, a.times.shape))
+        np.testing.assert_array_equal(b.times, rows[b.indices])
+    # A shared clock for variable lengths: each series uses its first T_i stamps.
+    short = [rng.normal(size=(n, 1)) for n in (6, 3, 5, 6, 2, 4, 6, 1, 5, 3)]
+    ds = load_arrays(short, np.arange(10) % 2, seed=0, times=clock)
+    for split in ds.splits.values():
+        for row, i in enumerate(split.indices):
+            n = len(short[i])
+            np.testing.assert_array_equal(split.times[row, :n], clock[:n])
+            np.testing.assert_array_equal(
+                split.times[row], _padded_times_loop(clock[:n], 6)
+            )
+
+
+def test_no_times_no_drop_leaves_times_none():
+    ds = load_uea("BasicMotions", seed=3456)
+    assert not ds.has_times and ds.drop_rate == 0.0
+    assert all(split.times is None for split in ds.splits.values())
+    # Stamps 0..T-1 given explicitly reproduce everything, and Δt = 1 throughout.
+    x, y = _raw("BasicMotions")
+    given = load_arrays(x, y, seed=3456, classes=ds.classes, times=np.arange(100))
+    for a, b in zip(ds.splits.values(), given.splits.values()):
+        for field in ("x", "mask", "y", "lengths", "indices"):
+            np.testing.assert_array_equal(getattr(a, field), getattr(b, field))
+        np.testing.assert_array_equal(time_steps(b.times, b.mask), 1.0)
+
+
+def test_time_steps_against_loop():
+    rng = np.random.default_rng(4)
+    lengths = np.array([1, 2, 5, 7, 3])
+    times = np.cumsum(rng.uniform(0.2, 3.0, size=(5, 7)), axis=1)
+    mask = np.arange(7)[None, :] < lengths[:, None]
+    # Arbitrary (even decreasing) stamps on the padded steps are ignored.
+    times[mask == False] = -5.0  # noqa: E712
+    expected = np.stack([_steps_loop(t, n) for t, n in zip(times, lengths)])
+    np.testing.assert_allclose(time_steps(times, mask), expected, rtol=1e-12)
+    first = np.stack([_steps_loop(t, n, first=0.25) for t, n in zip(times, lengths)])
+    np.testing.assert_allclose(time_steps(times, mask, first=0.25), first)
+    # Without a mask every step is real; one series of shape (T,).
+    np.testing.assert_allclose(time_steps(times[3]), _steps_loop(times[3], 7))
+    np.testing.assert_array_equal(time_steps(np.array([3.0])), [1.0])
+    np.testing.assert_array_equal(time_steps(np.arange(4)), [1.0, 1.0, 1.0, 1.0])
+    # JAX arrays, under jit, in float32.
+    jitted = jax.jit(time_steps)(jnp.asarray(times, jnp.float32), jnp.asarray(mask))
+    assert isinstance(jitted, jax.Array) and jitted.dtype == jnp.float32
+    np.testing.assert_allclose(np.asarray(jitted), expected, rtol=1e-5)
+    # The padding of `load_arrays` makes the mask unnecessary.
+    series, stamps, labels = _irregular_collection(seed=5)
+    split = load_arrays(series, labels, seed=0, times=stamps).train
+    np.testing.assert_array_equal(
+        time_steps(split.times), time_steps(split.times, split.mask)
+    )
+    assert (time_steps(split.times) > 0).all()
+
+
+@pytest.mark.parametrize("name", ["BasicMotions", "JapaneseVowels"])
+@pytest.mark.parametrize("rate", [0.3, 0.7])
+def test_drop_keeps_original_positions(name, rate):
+    raw_x, raw_y = _raw(name)
+    ds = load_uea(name, seed=PAPER_SEEDS[0], normalise=False, drop_rate=rate)
+    full = load_uea(name, seed=PAPER_SEEDS[0], normalise=False)
+    assert ds.drop_rate == rate and ds.drop_seed == DEFAULT_DROP_SEED == 56789
+    kept_lengths = []
+    for key, split in ds.splits.items():
+        np.testing.assert_array_equal(split.indices, full.splits[key].indices)
+        for row, i in enumerate(split.indices):
+            length = raw_x[i].shape[0]
+            n = int(split.lengths[row])
+            # The documented count and the documented draw.
+            assert n == length - int(np.floor(rate * length + 1e-9))
+            removed = np.random.default_rng((56789, int(i))).permutation(length)
+            kept = np.sort(removed[length - n :])
+            np.testing.assert_array_equal(split.times[row, :n], kept)
+            assert split.mask[row, :n].all() and not split.mask[row, n:].any()
+            np.testing.assert_array_equal(
+                split.x[row, :n], raw_x[i][kept].astype(np.float32)
+            )
+            np.testing.assert_array_equal(split.x[row, n:], 0.0)
+            np.testing.assert_array_equal(
+                split.times[row], _padded_times_loop(kept, ds.max_length)
+            )
+            assert ds.classes[split.y[row]] == raw_y[i]
+            kept_lengths.append(n)
+    assert ds.max_length == max(kept_lengths)
+
+
+def test_drop_is_reproducible_and_independent_of_the_split_seed():
+    a = load_uea("JapaneseVowels", seed=2345, drop_rate=0.5)
+    b = load_uea("JapaneseVowels", seed=2345, drop_rate=0.5)
+    for sa, sb in zip(a.splits.values(), b.splits.values()):
+        for field in ("x", "mask", "y", "lengths", "indices", "times"):
+            np.testing.assert_array_equal(getattr(sa, field), getattr(sb, field))
+    c = load_uea("JapaneseVowels", seed=2345, drop_rate=0.5, drop_seed=1)
+    assert not np.array_equal(a.train.times, c.train.times)
+
+    # Another split seed: each case is dropped the same way, wherever it lands.
+    def by_case(ds):
+        out = {}
+        for split in ds.splits.values():
+            for row, i in enumerate(split.indices):
+                out[int(i)] = split.times[row, : split.lengths[row]]
+        return out
+
+    d = load_uea("JapaneseVowels", seed=6789, drop_rate=0.5)
+    ta, td = by_case(a), by_case(d)
+    assert ta.keys() == td.keys()
+    for i in ta:
+        np.testing.assert_array_equal(ta[i], td[i])
+
+
+def test_drop_with_normalisation_time_channel_and_own_times():
+    raw_x, _ = _raw("JapaneseVowels")
+    ds = load_uea("JapaneseVowels", seed=4567, drop_rate=0.5, time_channel=True)
+    # Statistics over the kept training samples only.
+    kept = [
+        raw_x[i][ds.train.times[row, : ds.train.lengths[row]].astype(int)]
+        for row, i in enumerate(ds.train.indices)
+    ]
+    steps = np.concatenate(kept)
+    np.testing.assert_allclose(ds.mean, steps.mean(axis=0), rtol=1e-5)
+    np.testing.assert_allclose(ds.std, steps.std(axis=0), rtol=1e-5)
+    # The time channel is the sample's original position over the original T - 1.
+    for split in ds.splits.values():
+        channel = split.x[..., 0][split.mask]
+        np.testing.assert_allclose(channel, split.times[split.mask] / 28, rtol=1e-6)
+    # Own stamps survive the drop with their samples.
+    series, stamps, labels = _irregular_collection(seed=6, n=40)
+    own = load_arrays(series, labels, seed=0, times=stamps, drop_rate=0.5)
+    for split in own.splits.values():
+        for row, i in enumerate(split.indices):
+            length = len(series[i])
+            n = int(split.lengths[row])
+            assert n == length - (length // 2)
+            removed = np.random.default_rng((56789, int(i))).permutation(length)
+            kept = np.sort(removed[length - n :])
+            np.testing.assert_array_equal(split.times[row, :n], stamps[i][kept])
+
+
+def test_bad_times_and_drop_arguments():
+    x = np.random.default_rng(0).normal(size=(10, 4, 1))
+    y = np.arange(10) % 2
+    good = np.arange(4.0)
+    with pytest.raises(ValueError, match=r"1 of 10 series are not strictly increasing"):
+        load_arrays(x, y, seed=0, times=np.stack([good] * 9 + [good[::-1]]))
+    repeated = np.stack([good] * 10)
+    repeated[3, 2] = repeated[3, 1]
+    with pytest.raises(ValueError, match=r"not strictly increasing \(case indices 3\)"):
+        load_arrays(x, y, seed=0, times=repeated)
+    nan = np.stack([good] * 10)
+    nan[5, 0] = np.nan
+    with pytest.raises(ValueError, match="contain NaN or infinite values"):
+        load_arrays(x, y, seed=0, times=nan)
+    with pytest.raises(ValueError, match=r"shape of the data's time axis: \(10, 4\)"):
+        load_arrays(x, y, seed=0, times=np.zeros((10, 5)))
+    with pytest.raises(ValueError, match=r"\(10, 4\).*got an array of shape \(3,\)"):
+        load_arrays(x, y, seed=0, times=np.arange(3.0))
+    variable = [np.zeros((n, 1)) + n for n in (2, 3, 4, 2, 3, 4)]
+    with pytest.raises(ValueError, match="sequence of 6 arrays of shapes"):
+        load_arrays(variable, [0, 1] * 3, seed=0, times=np.zeros((6, 4)))
+    with pytest.raises(ValueError, match="series 1 has 3 steps but its time stamps"):
+        load_arrays(variable, [0, 1] * 3, seed=0, times=[np.arange(2)] * 6)
+    with pytest.raises(ValueError, match="got 5 entries"):
+        load_arrays(variable, [0, 1] * 3, seed=0, times=[np.arange(2)] * 5)
+    with pytest.raises(TypeError, match="must be real numbers"):
+        load_arrays(x, y, seed=0, times=np.array(["a", "b", "c", "d"]))
+    for rate in (1.0, -0.1, float("nan")):
+        with pytest.raises(ValueError, match=r"`drop_rate` must lie in \[0, 1\)"):
+            load_arrays(x, y, seed=0, drop_rate=rate)
+    with pytest.raises(TypeError, match="`drop_rate` must be a number"):
+        load_arrays(x, y, seed=0, drop_rate=True)
+    with pytest.raises(TypeError, match="`drop_seed` must be a non-negative integer"):
+        load_uea("BasicMotions", drop_rate=0.5, drop_seed=-1)
+
+
+def test_split_and_time_steps_reject_bad_times():
+    series, stamps, labels = _irregular_collection()
+    assert load_arrays(series, labels, seed=0).train.times is None
+    split = load_arrays(series, labels, seed=0, times=stamps).train
+    zero_padded = np.where(split.mask, split.times, 0.0)
+    with pytest.raises(ValueError, match="strictly increasing along each series"):
+        dataclasses.replace(split, times=zero_padded)
+    # (A type error from jaxtyping when the runtime type checks are on.)
+    with pytest.raises((TypeError, ValueError), match="times"):
+        dataclasses.replace(split, times=split.times[:, :-1])
+    with pytest.raises(ValueError, match="strictly increasing over the real steps"):
+        time_steps(np.array([[0.0, 2.0, 1.0]]), np.array([[True, True, True]]))
+    with pytest.raises(ValueError, match="prefix of each series"):
+        time_steps(np.arange(3.0), np.array([True, False, True]))
+    with pytest.raises((TypeError, ValueError), match="mask"):
+        time_steps(np.arange(3.0), np.array([True, True]))
+    with pytest.raises(ValueError, match="`first` must be a positive number"):
+        time_steps(np.arange(3.0), first=0.0)

@@ -1,6 +1,6 @@
 import equinox as eqx
 import numpy as np
-from jaxtyping import Bool, Float32, Int32, Int64
+from jaxtyping import Bool, Float32, Float64, Int32, Int64
 
 
 class Split(eqx.Module):
@@ -23,6 +23,14 @@ class Split(eqx.Module):
         *before* deduplication and permutation (for a UEA dataset: the archive's
         train cases followed by its test cases), so that every case can be traced
         back to its source.
+    - `times`: the time stamps of the steps, float64 of shape `(N, T)`, or `None`
+        for regularly sampled series (unit steps: the model's own `dt`). Set when
+        the data set was loaded with time stamps (`load_arrays(..., times=...)`) or
+        with samples dropped (`drop_rate > 0`). The real steps' stamps are strictly
+        increasing; each padded step continues the last real step (stamp
+        $t_{L} + j\\,(t_{L} - t_{L-1})$ for the $j$-th padded step of a series of
+        $L$ real steps, $t_L + j$ when $L = 1$), so every $\\Delta t$ is positive.
+        `time_steps(times, mask)` turns them into the per-step $\\Delta t$.
     """
 
     x: Float32[np.ndarray, "N T P"]
@@ -30,6 +38,7 @@ class Split(eqx.Module):
     y: Int32[np.ndarray, " N"] | Float32[np.ndarray, " N *K"]
     lengths: Int32[np.ndarray, " N"]
     indices: Int64[np.ndarray, " N"]
+    times: Float64[np.ndarray, "N T"] | None = None
 
     def __check_init__(self):
         n, t = self.mask.shape
@@ -39,6 +48,20 @@ class Split(eqx.Module):
                 "`Split.mask` must be True exactly on the first `lengths[n]` steps of "
                 "each series (series are padded at the end)."
             )
+        if self.times is not None:
+            if self.times.shape != (n, t):
+                raise ValueError(
+                    f"`Split.times` must have the shape of `mask`, {(n, t)}; got "
+                    f"{self.times.shape}."
+                )
+            if not np.isfinite(self.times).all() or np.any(
+                np.diff(self.times, axis=1) <= 0
+            ):
+                raise ValueError(
+                    "`Split.times` must be finite and strictly increasing along each "
+                    "series, padded steps included (continue the last step over the "
+                    "padding), so that every step size is positive."
+                )
 
     def __len__(self) -> int:
         return self.x.shape[0]
@@ -61,9 +84,13 @@ class UEADataset(eqx.Module):
         channel) fitted on the training split and used to normalise all three splits;
         `None` when loaded with `normalise=False`.
     - `num_duplicates`: how many duplicate cases were dropped before splitting.
+    - `drop_rate`, `drop_seed`: the fraction of each series' samples dropped at
+        random and the seed of that drop (see `load_arrays`); `drop_rate` is 0 when
+        nothing was dropped.
 
     **Properties:** `num_classes`, `input_size` (channels `P`, including the time
-    channel if any), `max_length` (the padded length `T`).
+    channel if any), `max_length` (the padded length `T`), `has_times` (whether the
+    splits carry time stamps).
     """
 
     name: str
@@ -76,6 +103,13 @@ class UEADataset(eqx.Module):
     mean: Float32[np.ndarray, " C"] | None
     std: Float32[np.ndarray, " C"] | None
     num_duplicates: int
+    drop_rate: float = 0.0
+    drop_seed: int | None = None
+
+    @property
+    def has_times(self) -> bool:
+        """Whether the splits carry time stamps (`Split.times` is not `None`)."""
+        return self.train.times is not None
 
     @property
     def num_classes(self) -> int:

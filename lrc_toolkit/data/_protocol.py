@@ -8,6 +8,13 @@ from typing import Literal
 import numpy as np
 
 from ._dataset import Split, UEADataset
+from ._times import (
+    _as_times_list,
+    _check_drop_rate,
+    _kept_positions,
+    _pad_times,
+    DEFAULT_DROP_SEED,
+)
 
 
 DEFAULT_SEED = 2345
@@ -26,6 +33,9 @@ def load_arrays(
     normalise: bool = True,
     fractions: Sequence[float | int] = DEFAULT_FRACTIONS,
     deduplicate: bool = True,
+    times: np.ndarray | Sequence[np.ndarray] | None = None,
+    drop_rate: float | int = 0.0,
+    drop_seed: int | np.integer = DEFAULT_DROP_SEED,
 ) -> UEADataset:
     """Apply the paper's data protocol to your own series.
 
@@ -35,32 +45,59 @@ def load_arrays(
     1. **Validate**: every series is a finite `(T_i, P)` array with the same `P`;
         there is one label per series (see `classes` and `task`). A series with NaN
         or infinite values raises a `ValueError` that says how many cases are
-        affected: impute or drop them first.
+        affected: impute or drop them first. Time stamps, if given, are finite and
+        strictly increasing within each series.
     2. **Deduplicate** (`deduplicate=True`): two cases are duplicates when their
-        series are identical (same length, bitwise-equal values), *whatever their
-        labels*; the first occurrence is kept, with its label. Dropping copies whose
-        label differs from the kept one warns (the data set then contradicts itself).
-        This is the rule of the Log-NCDE preprocessing the paper follows (which
-        keeps the first occurrence of each distinct series), and gives the paper's
-        case counts (e.g. EigenWorms: 259 → 236).
-    3. **Permute and split**: with `M` cases left, in their original order,
+        series are identical (same length, bitwise-equal values, and equal time
+        stamps if `times` is given), *whatever their labels*; the first occurrence
+        is kept, with its label. Dropping copies whose label differs from the kept
+        one warns (the data set then contradicts itself). This is the rule of the
+        Log-NCDE preprocessing the paper follows (which keeps the first occurrence
+        of each distinct series), and gives the paper's case counts (e.g.
+        EigenWorms: 259 → 236).
+    3. **Drop samples** (`drop_rate > 0`, the irregular-sampling protocol of the
+        neural-CDE papers, Kidger et al. 2020: 30, 50 or 70 % dropped): from each
+        kept case $i$ of length $T_i$ (its index $i$ in the collection, as in
+        `Split.indices`), $\\lfloor r\\,T_i \\rfloor$ samples are dropped
+        ($r$ = `drop_rate`; at least one sample is always kept): the first that
+        many entries of `np.random.default_rng((drop_seed, i)).permutation(T_i)`.
+        The remaining samples keep their order and their time stamps and are
+        packed to the front (the padding follows them). As in the neural-CDE
+        code, the drop is made once on the whole collection, before the split,
+        with a generator independent of the split `seed` (default: that code's
+        seed, 56789), so every split seed sees the same dropped data. Two
+        deliberate differences: the number dropped counts each series' own length
+        (the neural-CDE code counts the padded length, which is the same for
+        equal-length data sets), and duplicates are removed before the drop (a
+        drop would make copies look distinct).
+    4. **Permute and split**: with `M` cases left, in their original order,
         `perm = np.random.default_rng(seed).permutation(M)`; with the cumulative
         fractions $c_1 = f_1$, $c_2 = f_1 + f_2$, the first
         $n_1 = \\lfloor c_1 M \\rfloor$ cases of `perm` are the training split, the
         next $\\lfloor c_2 M \\rfloor - n_1$ the validation split and the rest the
         test split (70/15/15 gives the paper's sizes, e.g. 409 cases → 286/61/62).
-    4. **Normalise** (`normalise=True`): each channel is shifted and scaled by the
+    5. **Normalise** (`normalise=True`): each channel is shifted and scaled by the
         mean and (population) standard deviation of the training split, computed over
-        the real steps of all training series only (padding excluded); a channel that
-        is constant on the training split is only shifted. Validation and test data
-        never enter the statistics.
-    5. **Time channel** (`time_channel=True`): a channel $t_k = k / (T - 1)$,
-        $k = 0, \\dots, T_i - 1$, is prepended as channel 0, where $T$ is the longest
-        series of the data set: every series is sampled at the same rate, so equal
-        length series get `linspace(0, 1, T)` and shorter ones stop early. It is
-        not normalised. No time channel in the data is ever assumed.
-    6. **Pad**: every series is zero-padded at the end to $T$; `mask` and
-        `lengths` mark the real steps.
+        the real (kept) steps of all training series only (padding excluded); a
+        channel that is constant on the training split is only shifted. Validation
+        and test data never enter the statistics. Time stamps are not normalised.
+    6. **Time channel** (`time_channel=True`): a channel
+        $(t - t_{\\min}) / (t_{\\max} - t_{\\min})$ of each sample's time stamp is
+        prepended as channel 0, where $t_{\\min}$, $t_{\\max}$ are the earliest and
+        latest stamps of the data set before any drop (1 instead of a zero range).
+        Without `times` the stamps are $k = 0, \\dots, T_i - 1$, which gives
+        $k / (T - 1)$ with $T$ the longest series of the data set: every series is
+        sampled at the same rate, so equal length series get `linspace(0, 1, T)` and
+        shorter ones stop early. It is not normalised. No time channel in the data
+        is ever assumed.
+    7. **Pad**: every series is zero-padded at the end to $T$, the longest (kept)
+        series; `mask` and `lengths` mark the real steps. Time stamps continue the
+        last real step over the padding (see [`Split`][lrc_toolkit.data.Split]).
+
+    **Time stamps in the splits.** `Split.times` is `None` when neither `times` nor
+    a drop is given (regular unit steps: use the model's `dt`). With a drop but no
+    `times`, the stamps are the samples' original positions $0, \\dots, T_i - 1$.
+    `time_steps(split.times, split.mask)` gives the per-step $\\Delta t$.
 
     **Arguments:**
 
@@ -80,6 +117,13 @@ def load_arrays(
     - `fractions`: the train / validation / test fractions, three non-negative
         numbers that sum to 1.
     - `deduplicate`: whether to drop duplicate cases (step 2).
+    - `times`: the time stamps of the samples, strictly increasing within each
+        series: an array of shape `(N, T)` (for equal lengths) or `(T,)` (one clock
+        shared by all series; a shorter series uses its first `T_i` stamps), or a
+        sequence of `N` arrays of shapes `(T_i,)`. `None`: unit steps.
+    - `drop_rate`: the fraction of each series' samples to drop at random, in
+        `[0, 1)` (step 3).
+    - `drop_seed`: the seed of the drop (step 3).
 
     **Returns:**
 
@@ -92,9 +136,14 @@ def load_arrays(
             f"`task` must be 'classification' or 'regression', got {task!r}."
         )
     _check_seed(seed)
+    _check_seed(drop_seed, "drop_seed")
+    drop_rate = _check_drop_rate(drop_rate)
     fractions = _check_fractions(fractions)
     series = _as_series_list(x, name)
     _check_finite(series, name)
+    stamps = (
+        None if times is None else _as_times_list(times, series, _is_array(x), name)
+    )
     if task == "classification":
         labels, classes = _encode_labels(y, len(series), classes, name)
     else:
@@ -103,20 +152,30 @@ def load_arrays(
         labels, classes = _regression_targets(y, len(series), name), ()
 
     if deduplicate:
-        keep = _first_occurrences(series, labels, name)
+        keep = _first_occurrences(series, labels, name, stamps)
     else:
         keep = np.arange(len(series))
     num_duplicates = len(series) - len(keep)
+    if stamps is None:
+        stamps = [np.arange(s.shape[0], dtype=np.float64) for s in series]
+    scale = _time_scale([stamps[i] for i in keep])
+    cases = {
+        int(i): _drop(series[i], stamps[i], drop_rate, int(drop_seed), int(i))
+        for i in keep
+    }
     parts = _split_positions(len(keep), seed, fractions, name, num_duplicates)
     part_indices = [keep[p] for p in parts]
 
-    max_length = max(series[i].shape[0] for i in keep)
+    max_length = max(s.shape[0] for s, _ in cases.values())
     if normalise:
-        mean, std = _channel_statistics([series[i] for i in part_indices[0]])
+        mean, std = _channel_statistics([cases[i][0] for i in part_indices[0]])
     else:
         mean = std = None
+    with_times = times is not None or drop_rate > 0
     train, val, test = (
-        _build_split(series, labels, idx, max_length, mean, std, time_channel)
+        _build_split(
+            cases, labels, idx, max_length, mean, std, time_channel, scale, with_times
+        )
         for idx in part_indices
     )
     return UEADataset(
@@ -130,6 +189,8 @@ def load_arrays(
         mean=None if mean is None else mean.astype(np.float32),
         std=None if std is None else std.astype(np.float32),
         num_duplicates=num_duplicates,
+        drop_rate=drop_rate,
+        drop_seed=int(drop_seed),
     )
 
 
@@ -160,9 +221,9 @@ def split_sizes(
 # ---------------------------------------------------------------------------- checks
 
 
-def _check_seed(seed) -> None:
+def _check_seed(seed, what: str = "seed") -> None:
     if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
-        raise TypeError(f"`seed` must be a non-negative integer, got {seed!r}.")
+        raise TypeError(f"`{what}` must be a non-negative integer, got {seed!r}.")
 
 
 def _check_fractions(fractions) -> tuple[float, float, float]:
@@ -187,8 +248,12 @@ def _check_fractions(fractions) -> tuple[float, float, float]:
     return fractions
 
 
+def _is_array(x) -> bool:
+    return isinstance(x, np.ndarray) and x.dtype != object
+
+
 def _as_series_list(x, name: str) -> list[np.ndarray]:
-    if isinstance(x, np.ndarray) and x.dtype != object:
+    if _is_array(x):
         if x.ndim != 3:
             raise ValueError(
                 f"{name}: `x` must have shape (N, T, P) or be a sequence of (T_i, P) "
@@ -305,19 +370,29 @@ def _regression_targets(y, n: int, name: str) -> np.ndarray:
 # ------------------------------------------------------------------------- protocol
 
 
-def _first_occurrences(series: list[np.ndarray], labels: np.ndarray, name: str):
-    """Indices of the first occurrence of each distinct series, in order."""
+def _first_occurrences(
+    series: list[np.ndarray], labels: np.ndarray, name: str, times=None
+):
+    """Indices of the first occurrence of each distinct series (values, and time
+    stamps when given), in order."""
     seen: dict[bytes, list[int]] = {}
     keep = []
     conflicts = 0
+
+    def same(i, j):
+        return np.array_equal(series[i], series[j]) and (
+            times is None or np.array_equal(times[i], times[j])
+        )
+
     for i, s in enumerate(series):
         # `+ 0.0` maps -0.0 to 0.0, so that equal values have equal bytes.
         canonical = np.ascontiguousarray(s + 0.0)
-        digest = hashlib.blake2b(
-            repr(canonical.shape).encode() + canonical.tobytes(), digest_size=16
-        ).digest()
-        candidates = seen.setdefault(digest, [])
-        original = next((j for j in candidates if np.array_equal(series[j], s)), None)
+        h = hashlib.blake2b(repr(canonical.shape).encode(), digest_size=16)
+        h.update(canonical.tobytes())
+        if times is not None:
+            h.update(np.ascontiguousarray(times[i] + 0.0).tobytes())
+        candidates = seen.setdefault(h.digest(), [])
+        original = next((j for j in candidates if same(j, i)), None)
         if original is None:
             candidates.append(i)
             keep.append(i)
@@ -353,21 +428,39 @@ def _channel_statistics(train_series: list[np.ndarray]):
     return mean, np.where(std > 0, std, 1.0)
 
 
-def _build_split(series, labels, indices, max_length, mean, std, time_channel):
+def _time_scale(stamps: list[np.ndarray]) -> tuple[float, float]:
+    """Offset and range of the time channel: the earliest stamp and the span of
+    all stamps (1 when they are all equal)."""
+    start = min(float(t[0]) for t in stamps)
+    span = max(float(t[-1]) for t in stamps) - start
+    return start, span if span > 0 else 1.0
+
+
+def _drop(series, stamps, drop_rate: float, drop_seed: int, case: int):
+    """One case after the random drop: its kept samples and their time stamps."""
+    kept = _kept_positions(series.shape[0], drop_rate, drop_seed, case)
+    return series[kept], stamps[kept]
+
+
+def _build_split(
+    cases, labels, indices, max_length, mean, std, time_channel, scale, with_times
+):
     n = len(indices)
-    channels = series[0].shape[1] + int(time_channel)
+    channels = next(iter(cases.values()))[0].shape[1] + int(time_channel)
     x = np.zeros((n, max_length, channels), dtype=np.float32)
+    times = np.zeros((n, max_length), dtype=np.float64)
     lengths = np.zeros((n,), dtype=np.int32)
     offset = int(time_channel)
-    denominator = max(max_length - 1, 1)
+    start, span = scale
     for row, i in enumerate(indices):
-        s = series[i]
+        s, t = cases[int(i)]
         length = s.shape[0]
         if mean is not None:
             s = (s - mean) / std
         x[row, :length, offset:] = s
         if time_channel:
-            x[row, :length, 0] = np.arange(length) / denominator
+            x[row, :length, 0] = (t - start) / span
+        times[row] = _pad_times(t, max_length)
         lengths[row] = length
     mask = np.arange(max_length)[None, :] < lengths[:, None]
     return Split(
@@ -376,4 +469,5 @@ def _build_split(series, labels, indices, max_length, mean, std, time_channel):
         y=labels[indices],
         lengths=lengths,
         indices=np.asarray(indices, dtype=np.int64),
+        times=times if with_times else None,
     )

@@ -9,6 +9,7 @@ import numpy as np
 
 from ._dataset import UEADataset
 from ._protocol import DEFAULT_FRACTIONS, DEFAULT_SEED, load_arrays
+from ._times import DEFAULT_DROP_SEED
 
 
 PAPER_SEEDS = (2345, 3456, 4567, 5678, 6789)
@@ -54,6 +55,8 @@ def load_uea(
     time_channel: bool = False,
     normalise: bool = True,
     fractions: Sequence[float | int] = DEFAULT_FRACTIONS,
+    drop_rate: float | int = 0.0,
+    drop_seed: int | np.integer = DEFAULT_DROP_SEED,
 ) -> UEADataset:
     """Load a UEA classification data set and split it following the paper's
     protocol.
@@ -86,6 +89,14 @@ def load_uea(
     declared in the file header (lower case, as aeon reads them), in the header's
     order.
 
+    **Irregular sampling.** `drop_rate=0.3` (or 0.5, 0.7) drops that fraction of
+    each series' samples at random, the protocol of the neural-CDE papers (Kidger
+    et al. 2020): the kept samples keep their original positions $0, \\dots,
+    T_i - 1$ as time stamps (aeon does not read a file's own time stamps), are
+    packed to the front of each series, and the splits carry them as `Split.times`.
+    The drop is made on the whole collection before the split, with a generator
+    independent of `seed`; see step 3 of `load_arrays` for the exact procedure.
+
     **Arguments:**
 
     - `name`: the data set's name as in the archive, e.g. `"Heartbeat"`.
@@ -97,6 +108,9 @@ def load_uea(
     - `normalise`: normalise each channel with the training split's mean and
         standard deviation.
     - `fractions`: train / validation / test fractions, summing to 1.
+    - `drop_rate`: the fraction of each series' samples to drop at random, in
+        `[0, 1)`; 0 keeps every sample (and `Split.times` is `None`).
+    - `drop_seed`: the seed of the drop (default 56789, the neural-CDE code's).
 
     **Returns:**
 
@@ -106,7 +120,8 @@ def load_uea(
 
     - `ValueError` for an unknown name (with the known names), NaN values in the
         data (with the number of cases affected), labels outside the declared
-        classes, a split left empty, or fractions that do not sum to 1.
+        classes, a split left empty, fractions that do not sum to 1, or a
+        `drop_rate` outside `[0, 1)`.
     - `FileNotFoundError` for an archive data set that is not in `data_dir`, with
         where to download it and where to put it.
     """
@@ -129,6 +144,8 @@ def load_uea(
         time_channel=time_channel,
         normalise=normalise,
         fractions=fractions,
+        drop_rate=drop_rate,
+        drop_seed=drop_seed,
     )
 
 
