@@ -1,0 +1,432 @@
+r"""Closed-form continuous-time (CfC) neurons and their closed-form discretisation.
+
+A CfC cell (Hasani et al., 2022) is not given by a vector field but by a closed-form
+solution: from the state $x$ and the input $u$ held over a step of length $t$,
+
+$$
+x(t) = \mathrm{ff}_1 \odot \big(1 - \sigma(a\,t + b)\big)
+     + \sigma(a\,t + b) \odot \mathrm{ff}_2
+$$
+
+with four heads $\mathrm{ff}_1, \mathrm{ff}_2, a, b$ computed from $(u, x)$. The
+discretisation [`ClosedForm`][lrc_toolkit.ClosedForm] evaluates this map; the
+neurons' `vector_field` is its time derivative at $t = 0$ (see
+[`AbstractCfC.vector_field`][lrc_toolkit.AbstractCfC.vector_field]).
+"""
+
+import abc
+import math
+from typing import ClassVar, Literal
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import jax.random as jr
+from jaxtyping import Array, ArrayLike, Float, Inexact, PRNGKeyArray, Real
+
+from .._discretise import AbstractDiscretisation
+from ._init import default_float, uniform
+from .base import AbstractLiquidNeuron
+
+
+_MODES = ("default", "no_gate")
+_ACTIVATIONS = {
+    # The names and definitions of `ncps.torch.CfCCell` (GELU is the exact one).
+    "lecun_tanh": lambda z: 1.7159 * jnp.tanh(0.666 * z),
+    "tanh": jnp.tanh,
+    "relu": jax.nn.relu,
+    "silu": jax.nn.silu,
+    "gelu": lambda z: jax.nn.gelu(z, approximate=False),
+}
+
+
+def _check_options(state_size, input_size, mode, activation, units, layers) -> None:
+    for name, size in (
+        ("state_size", state_size),
+        ("input_size", input_size),
+        ("backbone_units", units),
+    ):
+        if not isinstance(size, int) or isinstance(size, bool) or size < 1:
+            raise ValueError(f"`{name}` must be a positive integer, got {size!r}.")
+    if not isinstance(layers, int) or isinstance(layers, bool) or layers < 0:
+        raise ValueError(
+            f"`backbone_layers` must be a non-negative integer (0: no backbone), got "
+            f"{layers!r}."
+        )
+    if mode not in _MODES:
+        raise ValueError(f"`mode` must be one of {_MODES}, got {mode!r}.")
+    if activation not in _ACTIVATIONS:
+        raise ValueError(
+            f"`backbone_activation` must be one of {tuple(_ACTIVATIONS)}, got "
+            f"{activation!r}."
+        )
+
+
+def _linear(key, fan_out: int, fan_in: int, dtype) -> tuple[Array, Array]:
+    """A weight drawn Glorot-uniform (as `ncps` does) and a bias uniform in
+    $\\pm 1/\\sqrt{\\text{fan\\_in}}$ (PyTorch's `nn.Linear` default)."""
+    kw, kb = jr.split(key)
+    limit = math.sqrt(6 / (fan_in + fan_out))
+    bound = 1 / math.sqrt(fan_in)
+    return (
+        uniform(kw, (fan_out, fan_in), -limit, limit, dtype),
+        uniform(kb, (fan_out,), -bound, bound, dtype),
+    )
+
+
+def _heads(key, state_size: int, fan_in: int, dtype) -> tuple[Array, Array]:
+    """The four heads $\\mathrm{ff}_1, \\mathrm{ff}_2$, $a$ (`time_a`), $b$
+    (`time_b`), stacked: weights `(4, D, fan_in)`, biases `(4, D)`."""
+    pairs = [_linear(k, state_size, fan_in, dtype) for k in jr.split(key, 4)]
+    return jnp.stack([w for w, _ in pairs]), jnp.stack([b for _, b in pairs])
+
+
+class AbstractCfC(AbstractLiquidNeuron):
+    r"""A closed-form continuous-time neuron: four heads and the CfC interpolation.
+
+    A subclass computes the pre-activations of the four heads from the state and the
+    precomputed [`drive`][lrc_toolkit.AbstractLiquidNeuron.drive] in
+    [`preactivations`][lrc_toolkit.AbstractCfC.preactivations]; this class turns them
+    into $\mathrm{ff}_1 = \tanh(\cdot)$, $\mathrm{ff}_2 = \tanh(\cdot)$, $a$, $b$ and
+    gives the closed-form step and its time derivative.
+
+    **Fields and class attributes:**
+
+    - `mode`: `"default"`, $x(t) = \mathrm{ff}_1 \odot (1 - g) + g \odot
+        \mathrm{ff}_2$, or `"no_gate"`, $x(t) = \mathrm{ff}_1 + g \odot
+        \mathrm{ff}_2$, with $g = \sigma(a\,t + b)$ (the modes of
+        `ncps.torch.CfCCell`; its `"pure"` mode is not provided).
+    """
+
+    mode: eqx.AbstractVar[Literal["default", "no_gate"]]
+
+    @abc.abstractmethod
+    def preactivations(
+        self, x: Float[ArrayLike, " D"], drive: Float[ArrayLike, "..."]
+    ) -> Float[Array, "4 D"]:
+        """The pre-activations of the heads $\\mathrm{ff}_1, \\mathrm{ff}_2, a, b$
+        (stacked in this order) at state `x`, from `drive = drive(u)`."""
+
+    def _gate_and_heads(self, x, drive):
+        pre = self.preactivations(x, drive)
+        return jnp.tanh(pre[0]), jnp.tanh(pre[1]), pre[2], pre[3]
+
+    def closed_form_step(
+        self,
+        x: Float[ArrayLike, " D"],
+        drive: Float[ArrayLike, "..."],
+        dt: Real[ArrayLike, ""],
+    ) -> Float[Array, " D"]:
+        r"""The state after a step of length $\Delta t$ with the input held constant:
+
+        $$x(\Delta t) = \mathrm{ff}_1 \odot (1 - g) + g \odot \mathrm{ff}_2,\qquad
+        g = \sigma(a\,\Delta t + b)$$
+
+        (`"default"` mode; `"no_gate"`: $\mathrm{ff}_1 + g \odot \mathrm{ff}_2$), with
+        the heads evaluated at the state $x$ at the start of the step.
+
+        **Arguments:**
+
+        - `x`: the state at the start of the step, shape `(state_size,)`.
+        - `drive`: `self.drive(u)` for the input held over the step.
+        - `dt`: the step length $\Delta t$ (the `timespans` of `ncps`).
+
+        **Returns:**
+
+        The state at the end of the step, with the shape and dtype of `x`.
+        """
+        ff1, ff2, a, b = self._gate_and_heads(x, drive)
+        g = jax.nn.sigmoid(a * jnp.asarray(dt).astype(x.dtype) + b)
+        if self.mode == "no_gate":
+            return ff1 + g * ff2
+        return ff1 * (1 - g) + g * ff2
+
+    def driven_vector_field(
+        self, x: Float[ArrayLike, " D"], drive: Float[ArrayLike, "..."]
+    ) -> Float[Array, " D"]:
+        ff1, ff2, a, b = self._gate_and_heads(x, drive)
+        s = jax.nn.sigmoid(b)
+        rate = a * s * (1 - s)
+        if self.mode == "no_gate":
+            return rate * ff2
+        return rate * (ff2 - ff1)
+
+    def vector_field(
+        self, x: Float[ArrayLike, " D"], u: Float[ArrayLike, " P"]
+    ) -> Float[Array, " D"]:
+        r"""The time derivative of the closed-form trajectory at $t = 0$:
+
+        $$f(x, u) = \frac{d}{dt}\, x(t)\Big|_{t=0}
+        = a \odot \sigma'(b) \odot (\mathrm{ff}_2 - \mathrm{ff}_1)$$
+
+        (`"no_gate"`: $a \odot \sigma'(b) \odot \mathrm{ff}_2$), with
+        $\sigma' = \sigma (1 - \sigma)$ and the heads evaluated at $(u, x)$.
+
+        This is what the ODE and Euler views of a CfC integrate, and it is
+        **not** the CfC recurrence: the closed-form trajectory does not start at the
+        state it was computed from ($x(0) = \mathrm{ff}_1 \odot (1 - \sigma(b)) +
+        \sigma(b) \odot \mathrm{ff}_2 \neq x$ in general; the cell jumps to a learned
+        point, then moves along the trajectory). What holds is
+        $\Phi(x, u; \Delta t) = \Phi(x, u; 0) + \Delta t\, f(x, u) + O(\Delta t^2)$
+        for the [`ClosedForm`][lrc_toolkit.ClosedForm] map $\Phi$. Evaluate a CfC as
+        its authors define it with `discretisation=ClosedForm()`; the vector field
+        serves the Jacobian-structure check and views that need one.
+        """
+        return self.driven_vector_field(x, self.drive(u))
+
+
+class CfC(AbstractCfC):
+    r"""The closed-form continuous-time cell of Hasani et al. (2022), in its original
+    (dense) form, as `ncps.torch.CfCCell`.
+
+    A backbone maps the concatenated input and state to features
+    $h = \phi(W_{\mathrm{bb}} [u; x] + c_{\mathrm{bb}})$ (`backbone_layers` such
+    layers; $\phi$ the `backbone_activation`, LeCun's $1.7159 \tanh(0.666\,z)$ by
+    default), and four linear heads read the features:
+
+    $$
+    \begin{aligned}
+    \mathrm{ff}_1 &= \tanh(W_1 h + b_1), \quad \mathrm{ff}_2 = \tanh(W_2 h + b_2),
+    \quad a = W_a h + b_a, \quad b = W_b h + b_b,\\
+    x_t &= \mathrm{ff}_1 \odot \big(1 - \sigma(a\,\Delta t + b)\big)
+      + \sigma(a\,\Delta t + b) \odot \mathrm{ff}_2 .
+    \end{aligned}
+    $$
+
+    Every head sees the whole state through the backbone, so the step Jacobian is
+    dense (`jacobian_structure = "dense"`): evaluate it with `solve_sequential`, or in
+    parallel with `method="dense"` ($O(TD^3)$) or `"quasi"`. For an exact $O(TD)$
+    parallel solve use [`DiagonalCfC`][lrc_toolkit.DiagonalCfC]. Always pass
+    `discretisation=ClosedForm()` to evaluate the cell as published.
+
+    The weights have the layout of PyTorch's `nn.Linear` (`(out, in)`, the input
+    columns first), so an `ncps` cell's weights load one to one:
+    `backbone[i] = (backbone[2i].weight, backbone[2i].bias)`, and
+    `head_weight = stack([ff1.weight, ff2.weight, time_a.weight, time_b.weight])`.
+
+    ??? cite "References"
+
+        ```bibtex
+        @article{hasani2022closed,
+          title={Closed-form continuous-time neural networks},
+          author={Hasani, Ramin and Lechner, Mathias and Amini, Alexander and
+                  Liebenwein, Lucas and Ray, Aaron and Tschaikowski, Max and
+                  Teschl, Gerald and Rus, Daniela},
+          journal={Nature Machine Intelligence}, volume={4}, pages={992--1003},
+          year={2022}
+        }
+        ```
+    """
+
+    state_size: int = eqx.field(static=True)
+    input_size: int = eqx.field(static=True)
+    mode: Literal["default", "no_gate"] = eqx.field(static=True)
+    backbone_activation: str = eqx.field(static=True)
+    jacobian_structure: ClassVar[Literal["dense"]] = "dense"
+
+    backbone: tuple[tuple[Float[Array, "_ _"], Float[Array, " _"]], ...]
+    head_weight: Float[Array, "4 D F"]
+    head_bias: Float[Array, "4 D"]
+
+    def __init__(
+        self,
+        state_size: int,
+        input_size: int,
+        *,
+        mode: str = "default",
+        backbone_activation: str = "lecun_tanh",
+        backbone_units: int = 128,
+        backbone_layers: int = 1,
+        dtype=None,
+        key: PRNGKeyArray,
+    ):
+        r"""**Arguments:**
+
+        - `state_size`: the number of neurons $D$.
+        - `input_size`: the number of input channels $P$.
+        - `mode`: `"default"` (gated interpolation) or `"no_gate"`.
+        - `backbone_activation`: `"lecun_tanh"` (default), `"tanh"`, `"relu"`,
+            `"silu"` or `"gelu"`.
+        - `backbone_units`: the width of each backbone layer (default 128, as
+            `ncps`).
+        - `backbone_layers`: the number of backbone layers (default 1); with 0 the
+            heads read $[u; x]$ directly.
+        - `dtype`: the floating dtype of the parameters (default: JAX's default).
+        - `key`: a `jax.random.key`. Weights are Glorot-uniform (as `ncps`), biases
+            uniform in $\pm 1/\sqrt{\text{fan-in}}$ (PyTorch's default).
+        """
+        _check_options(
+            state_size,
+            input_size,
+            mode,
+            backbone_activation,
+            backbone_units,
+            backbone_layers,
+        )
+        dtype = default_float(dtype)
+        keys = jr.split(key, backbone_layers + 1)
+        widths = [input_size + state_size] + [backbone_units] * backbone_layers
+        self.backbone = tuple(
+            _linear(k, fan_out, fan_in, dtype)
+            for k, fan_in, fan_out in zip(keys[:-1], widths[:-1], widths[1:])
+        )
+        self.head_weight, self.head_bias = _heads(
+            keys[-1], state_size, widths[-1], dtype
+        )
+        self.state_size = state_size
+        self.input_size = input_size
+        self.mode = mode
+        self.backbone_activation = backbone_activation
+
+    def drive(
+        self, u: Float[ArrayLike, " P"]
+    ) -> Float[Array, " _"] | Float[Array, "4 D"]:
+        """The input part of the first linear map: $W^{(u)} u + c$, where $W^{(u)}$
+        are the input columns of the first backbone layer (or of the heads when
+        `backbone_layers=0`)."""
+        P = self.input_size
+        if self.backbone:
+            weight, bias = self.backbone[0]
+            return weight[:, :P] @ u + bias
+        return self.head_weight[..., :P] @ u + self.head_bias
+
+    def preactivations(self, x, drive):
+        P = self.input_size
+        if not self.backbone:
+            return drive + self.head_weight[..., P:] @ x
+        act = _ACTIVATIONS[self.backbone_activation]
+        h = act(drive + self.backbone[0][0][:, P:] @ x)
+        for weight, bias in self.backbone[1:]:
+            h = act(weight @ h + bias)
+        return self.head_weight @ h + self.head_bias
+
+
+class DiagonalCfC(AbstractCfC):
+    r"""A closed-form continuous-time cell whose heads see the state only through
+    each neuron's own component, so that its step Jacobian is diagonal.
+
+    The backbone reads the input alone, $h = \phi(W_{\mathrm{bb}} u + c_{\mathrm{bb}})$,
+    and each head adds a diagonal (elementwise) state term:
+
+    $$
+    \begin{aligned}
+    \mathrm{ff}_1 &= \tanh(W_1 h + w_1 \odot x + b_1), \quad
+    \mathrm{ff}_2 = \tanh(W_2 h + w_2 \odot x + b_2),\\
+    a &= W_a h + w_a \odot x + b_a, \quad b = W_b h + w_b \odot x + b_b,\\
+    x_t &= \mathrm{ff}_1 \odot \big(1 - \sigma(a\,\Delta t + b)\big)
+      + \sigma(a\,\Delta t + b) \odot \mathrm{ff}_2 .
+    \end{aligned}
+    $$
+
+    Neuron $i$'s next state depends on $x_i$ alone (and on all inputs), so
+    `jacobian_structure = "diagonal"`: the parallel solver's Newton iteration is
+    exact at $O(TD)$ work per iteration, as for the LrcSSM cell. This is the same
+    restriction that turns a GRU into the diagonal [`GRUNeuron`][lrc_toolkit.GRUNeuron].
+    Everything that depends on the input alone (the backbone and $W h + b$) is
+    computed once per step in [`drive`][lrc_toolkit.AbstractLiquidNeuron.drive].
+    Always pass `discretisation=ClosedForm()` to evaluate the cell as a CfC.
+    """
+
+    state_size: int = eqx.field(static=True)
+    input_size: int = eqx.field(static=True)
+    mode: Literal["default", "no_gate"] = eqx.field(static=True)
+    backbone_activation: str = eqx.field(static=True)
+    jacobian_structure: ClassVar[Literal["diagonal"]] = "diagonal"
+
+    backbone: tuple[tuple[Float[Array, "_ _"], Float[Array, " _"]], ...]
+    head_weight: Float[Array, "4 D F"]
+    head_state: Float[Array, "4 D"]
+    head_bias: Float[Array, "4 D"]
+
+    def __init__(
+        self,
+        state_size: int,
+        input_size: int,
+        *,
+        mode: str = "default",
+        backbone_activation: str = "lecun_tanh",
+        backbone_units: int = 128,
+        backbone_layers: int = 1,
+        dtype=None,
+        key: PRNGKeyArray,
+    ):
+        r"""**Arguments:**
+
+        - `state_size`: the number of neurons $D$.
+        - `input_size`: the number of input channels $P$.
+        - `mode`: `"default"` (gated interpolation) or `"no_gate"`.
+        - `backbone_activation`: `"lecun_tanh"` (default), `"tanh"`, `"relu"`,
+            `"silu"` or `"gelu"`.
+        - `backbone_units`: the width of each (input-only) backbone layer
+            (default 128).
+        - `backbone_layers`: the number of backbone layers (default 1); with 0 the
+            heads read $u$ directly.
+        - `dtype`: the floating dtype of the parameters (default: JAX's default).
+        - `key`: a `jax.random.key`. Weights are Glorot-uniform, biases and the
+            diagonal state weights $w$ uniform in $\pm 1/\sqrt{\text{fan-in}}$.
+        """
+        _check_options(
+            state_size,
+            input_size,
+            mode,
+            backbone_activation,
+            backbone_units,
+            backbone_layers,
+        )
+        dtype = default_float(dtype)
+        keys = jr.split(key, backbone_layers + 2)
+        widths = [input_size] + [backbone_units] * backbone_layers
+        self.backbone = tuple(
+            _linear(k, fan_out, fan_in, dtype)
+            for k, fan_in, fan_out in zip(keys[:-2], widths[:-1], widths[1:])
+        )
+        self.head_weight, self.head_bias = _heads(
+            keys[-2], state_size, widths[-1], dtype
+        )
+        bound = 1 / math.sqrt(widths[-1])
+        self.head_state = uniform(keys[-1], (4, state_size), -bound, bound, dtype)
+        self.state_size = state_size
+        self.input_size = input_size
+        self.mode = mode
+        self.backbone_activation = backbone_activation
+
+    def drive(self, u: Float[ArrayLike, " P"]) -> Float[Array, "4 D"]:
+        """The input-only part of the four heads, $W h(u) + b$."""
+        act = _ACTIVATIONS[self.backbone_activation]
+        h = u
+        for weight, bias in self.backbone:
+            h = act(weight @ h + bias)
+        return self.head_weight @ h + self.head_bias
+
+    def preactivations(self, x, drive):
+        return drive + self.head_state * x
+
+
+class ClosedForm(AbstractDiscretisation):
+    r"""The closed-form step of a CfC neuron,
+    $\Phi(x, u; \Delta t) = $ `neuron.closed_form_step(x, neuron.drive(u), dt)`.
+
+    The discretisation that evaluates [`CfC`][lrc_toolkit.CfC] and
+    [`DiagonalCfC`][lrc_toolkit.DiagonalCfC] as published: each step is the
+    closed-form solution over $\Delta t$ (scalar or one value per step, `ncps`'s
+    `timespans`), not an approximation of an ODE. Works with the sequential and the
+    parallel solvers (exact Newton for `DiagonalCfC`), and with any neuron that
+    defines `closed_form_step(x, drive, dt)`.
+    """
+
+    def step(
+        self,
+        neuron: AbstractLiquidNeuron,
+        x: Inexact[Array, " D"],
+        drive,
+        dt: Real[Array, ""],
+    ) -> Inexact[Array, " D"]:
+        closed_form_step = getattr(neuron, "closed_form_step", None)
+        if not callable(closed_form_step):
+            raise TypeError(
+                f"ClosedForm() needs a neuron with a closed-form step, "
+                f"`closed_form_step(x, drive, dt)` (such as `CfC` or `DiagonalCfC`); "
+                f"{type(neuron).__name__} has none. Use a discretisation of its vector "
+                "field instead, e.g. `Euler()`."
+            )
+        return closed_form_step(x, drive, dt)

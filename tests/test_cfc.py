@@ -1,0 +1,356 @@
+"""CfC neurons (closed-form continuous-time cells) and the `ClosedForm` step, against
+a numpy transcription of the published equations (as in `ncps.torch.CfCCell`)."""
+
+import math
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from jax.test_util import check_grads
+
+import lrc_toolkit as lt
+from lrc_toolkit._neurons.cfc import AbstractCfC, CfC, ClosedForm, DiagonalCfC
+
+
+D, P, T = 5, 3, 40
+
+
+# --- An independent reference: the ncps forward pass, transcribed in numpy --------
+
+
+def _np_activation(name, z):
+    return {
+        "lecun_tanh": lambda z: 1.7159 * np.tanh(0.666 * z),
+        "tanh": np.tanh,
+        "relu": lambda z: np.maximum(z, 0.0),
+        "silu": lambda z: z / (1.0 + np.exp(-z)),
+        "gelu": lambda z: 0.5 * z * (1.0 + np.vectorize(math.erf)(z / math.sqrt(2))),
+    }[name](z)
+
+
+def _np_sigmoid(z):
+    return 1.0 / (1.0 + np.exp(-z))
+
+
+def _np_heads(neuron):
+    """`(ff1, ff2, time_a, time_b)` as (weight, bias) pairs, nn.Linear layout."""
+    W = np.asarray(neuron.head_weight)
+    b = np.asarray(neuron.head_bias)
+    return [(W[k], b[k]) for k in range(4)]
+
+
+def _np_interpolate(mode, ff1, ff2, t_a, t_b, ts):
+    t_interp = _np_sigmoid(t_a * ts + t_b)
+    if mode == "no_gate":
+        return ff1 + t_interp * ff2
+    return ff1 * (1.0 - t_interp) + t_interp * ff2
+
+
+def numpy_cfc(neuron, x0, inputs, timespans):
+    """`CfCCell.forward` of ncps, one step at a time: `x = cat([input, hx])`, the
+    backbone, the four heads, the gated interpolation."""
+    heads = _np_heads(neuron)
+    hx = np.asarray(x0, np.float64)
+    out = []
+    for u, ts in zip(np.asarray(inputs), timespans):
+        z = np.concatenate([u, hx])
+        for W, c in neuron.backbone:
+            z = _np_activation(neuron.backbone_activation, np.asarray(W) @ z + c)
+        (W1, b1), (W2, b2), (Wa, ba), (Wb, bb) = heads
+        ff1 = np.tanh(W1 @ z + b1)
+        ff2 = np.tanh(W2 @ z + b2)
+        hx = _np_interpolate(neuron.mode, ff1, ff2, Wa @ z + ba, Wb @ z + bb, ts)
+        out.append(hx)
+    return np.stack(out)
+
+
+def numpy_diagonal_cfc(neuron, x0, inputs, timespans):
+    """The diagonal cell: an input-only backbone, then each head
+    $W h + w \\odot x + b$."""
+    heads = _np_heads(neuron)
+    w = np.asarray(neuron.head_state)
+    hx = np.asarray(x0, np.float64)
+    out = []
+    for u, ts in zip(np.asarray(inputs), timespans):
+        h = np.asarray(u)
+        for W, c in neuron.backbone:
+            h = _np_activation(neuron.backbone_activation, np.asarray(W) @ h + c)
+        (W1, b1), (W2, b2), (Wa, ba), (Wb, bb) = heads
+        ff1 = np.tanh(W1 @ h + w[0] * hx + b1)
+        ff2 = np.tanh(W2 @ h + w[1] * hx + b2)
+        t_a = Wa @ h + w[2] * hx + ba
+        t_b = Wb @ h + w[3] * hx + bb
+        hx = _np_interpolate(neuron.mode, ff1, ff2, t_a, t_b, ts)
+        out.append(hx)
+    return np.stack(out)
+
+
+REFERENCES = {CfC: numpy_cfc, DiagonalCfC: numpy_diagonal_cfc}
+
+
+def _problem(getkey, T=T):
+    x0 = 0.5 * jax.random.normal(getkey(), (D,), jnp.float64)
+    inputs = jax.random.normal(getkey(), (T, P), jnp.float64)
+    return x0, inputs
+
+
+def _timespans(kind, T, key):
+    if kind == "scalar_1":
+        return 1.0, np.ones(T)
+    if kind == "scalar_0.3":
+        return 0.3, np.full(T, 0.3)
+    dts = np.asarray(jax.random.uniform(key, (T,), jnp.float64, 0.05, 3.0))
+    return jnp.asarray(dts), dts
+
+
+# --- Against the numpy transcription -----------------------------------------------
+
+OPTIONS = [
+    dict(),
+    dict(mode="no_gate"),
+    dict(backbone_layers=0),
+    dict(backbone_layers=2, backbone_units=7, backbone_activation="silu"),
+    dict(backbone_units=6, backbone_activation="gelu"),
+    dict(backbone_units=6, backbone_activation="relu", mode="no_gate"),
+    dict(backbone_units=6, backbone_activation="tanh"),
+]
+
+
+@pytest.mark.parametrize("dts", ["scalar_1", "scalar_0.3", "per_step"])
+@pytest.mark.parametrize("options", OPTIONS, ids=lambda o: str(sorted(o.items())))
+@pytest.mark.parametrize("cls", [CfC, DiagonalCfC])
+def test_sequential_matches_numpy(cls, options, dts, getkey):
+    neuron = cls(D, P, dtype=jnp.float64, key=getkey(), **options)
+    x0, inputs = _problem(getkey)
+    dt, timespans = _timespans(dts, T, getkey())
+    reference = REFERENCES[cls](neuron, x0, inputs, timespans)
+    sol = lt.solve_sequential(neuron, x0, inputs, dt=dt, discretisation=ClosedForm())
+    np.testing.assert_allclose(sol.states, reference, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("dts", ["scalar_1", "per_step"])
+@pytest.mark.parametrize("options", OPTIONS[:4], ids=lambda o: str(sorted(o.items())))
+def test_diagonal_parallel_matches_sequential(options, dts, getkey):
+    """Exact Newton on the diagonal cell: the parallel solve equals the `lax.scan`
+    of the closed-form step and the numpy loop."""
+    neuron = DiagonalCfC(D, P, dtype=jnp.float64, key=getkey(), **options)
+    x0, inputs = _problem(getkey, T=150)
+    dt, timespans = _timespans(dts, 150, getkey())
+    seq = lt.solve_sequential(neuron, x0, inputs, dt=dt, discretisation=ClosedForm())
+    par = lt.solve_parallel(neuron, x0, inputs, dt=dt, discretisation=ClosedForm())
+    assert bool(par.converged)
+    assert int(par.iterations) < 20
+    np.testing.assert_allclose(par.states, seq.states, rtol=0, atol=1e-9)
+    reference = numpy_diagonal_cfc(neuron, x0, inputs, timespans)
+    np.testing.assert_allclose(par.states, reference, rtol=0, atol=1e-9)
+
+
+def test_dense_parallel_matches_numpy(getkey):
+    """The dense cell in parallel needs full-Jacobian Newton (`method="dense"`)."""
+    neuron = CfC(D, P, backbone_units=8, dtype=jnp.float64, key=getkey())
+    x0, inputs = _problem(getkey, T=30)
+    par = lt.solve_parallel(
+        neuron, x0, inputs, dt=0.5, discretisation=ClosedForm(), method="dense"
+    )
+    reference = numpy_cfc(neuron, x0, inputs, np.full(30, 0.5))
+    np.testing.assert_allclose(par.states, reference, rtol=0, atol=1e-9)
+
+
+# --- Gradients ---------------------------------------------------------------------
+
+
+def _scalar(sol):
+    s = sol.states
+    return jnp.sum(jnp.sin(s) * jnp.arange(s.size, dtype=s.dtype).reshape(s.shape))
+
+
+def _gradient(solve, neuron, x0, inputs, dt, **kwargs):
+    def loss(args):
+        neuron, x0, inputs, dt = args
+        return _scalar(
+            solve(neuron, x0, inputs, dt=dt, discretisation=ClosedForm(), **kwargs)
+        )
+
+    return eqx.filter_grad(loss)((neuron, x0, inputs, dt))
+
+
+@pytest.mark.parametrize("cls", [CfC, DiagonalCfC])
+def test_gradients_match_autodiff_through_scan(cls, getkey):
+    """The parallel solver's fixed-point adjoint against plain reverse-mode autodiff
+    of a `lax.scan` of the closed-form step (written here, not the toolkit's)."""
+    neuron = cls(D, P, backbone_units=6, dtype=jnp.float64, key=getkey())
+    x0, inputs = _problem(getkey, T=60)
+    dt = jax.random.uniform(getkey(), (60,), jnp.float64, 0.1, 2.0)
+
+    def scan_solve(neuron, x0, inputs, *, dt, discretisation):
+        def body(x, u_dt):
+            u, h = u_dt
+            x = neuron.closed_form_step(x, neuron.drive(u), h)
+            return x, x
+
+        _, states = jax.lax.scan(body, x0, (inputs, dt))
+        return lt.Solution(states=states, result=lt.RESULTS.successful)
+
+    method = None if cls is DiagonalCfC else "dense"
+    expected = _gradient(scan_solve, neuron, x0, inputs, dt)
+    got = _gradient(lt.solve_parallel, neuron, x0, inputs, dt, method=method)
+    assert eqx.tree_equal(got, expected, rtol=1e-8, atol=1e-8)
+    # And the sequential solver, differentiated through its own scan.
+    seq = _gradient(lt.solve_sequential, neuron, x0, inputs, dt)
+    assert eqx.tree_equal(seq, expected, rtol=1e-10, atol=1e-10)
+
+
+def test_gradients_finite_differences(getkey):
+    """`check_grads` (finite differences) on the closed-form step itself."""
+    neuron = DiagonalCfC(D, P, backbone_units=4, dtype=jnp.float64, key=getkey())
+    x, u = _problem(getkey, T=1)
+    dense = CfC(D, P, backbone_units=4, dtype=jnp.float64, key=getkey())
+    for n in (neuron, dense):
+        f = lambda x, u, dt, n=n: n.closed_form_step(x, n.drive(u), dt)
+        check_grads(f, (x, u[0], jnp.asarray(0.7)), order=1, modes=("fwd", "rev"))
+
+
+# --- Structure ---------------------------------------------------------------------
+
+
+def _step_jacobian(neuron, x, u, dt=0.8):
+    return jax.jacfwd(lambda x: neuron.closed_form_step(x, neuron.drive(u), dt))(x)
+
+
+@pytest.mark.parametrize("options", OPTIONS[:4], ids=lambda o: str(sorted(o.items())))
+def test_jacobian_structure(options, getkey):
+    diagonal = DiagonalCfC(D, P, dtype=jnp.float64, key=getkey(), **options)
+    dense = CfC(D, P, dtype=jnp.float64, key=getkey(), **options)
+    assert diagonal.jacobian_structure == "diagonal"
+    assert dense.jacobian_structure == "dense"
+    lt.check_jacobian_structure(diagonal)
+    lt.check_jacobian_structure(dense)
+    x, inputs = _problem(getkey, T=1)
+    off = ~np.eye(D, dtype=bool)
+    # The step map itself (not only the vector field) is diagonal / dense.
+    assert np.all(np.asarray(_step_jacobian(diagonal, x, inputs[0]))[off] == 0)
+    assert np.min(np.abs(np.asarray(_step_jacobian(dense, x, inputs[0]))[off])) > 0
+
+
+class _MislabelledCfC(AbstractCfC):
+    """A dense CfC that claims to be diagonal: the structure check must catch it."""
+
+    inner: CfC
+    state_size: int = eqx.field(static=True)
+    input_size: int = eqx.field(static=True)
+    mode: str = eqx.field(static=True)
+    jacobian_structure = "diagonal"
+
+    def drive(self, u):
+        return self.inner.drive(u)
+
+    def preactivations(self, x, drive):
+        return self.inner.preactivations(x, drive)
+
+
+def test_jacobian_structure_check_catches_mislabel(getkey):
+    inner = CfC(D, P, backbone_units=6, dtype=jnp.float64, key=getkey())
+    liar = _MislabelledCfC(inner, D, P, "default")
+    with pytest.raises(ValueError, match="depends on"):
+        lt.check_jacobian_structure(liar)
+
+
+# --- The vector field: the time derivative of the closed form at t = 0 -------------
+
+
+@pytest.mark.parametrize("mode", ["default", "no_gate"])
+@pytest.mark.parametrize("cls", [CfC, DiagonalCfC])
+def test_vector_field_is_derivative_at_zero(cls, mode, getkey):
+    r"""$f(x, u) = \partial_t x(t)|_{t=0}$: against a hand-written formula, against
+    central finite differences in $t$, and first-order consistency of the increments:
+    $\Phi(\Delta t) - \Phi(0)$ equals the Euler increment $\Delta t f$ up to
+    $O(\Delta t^2)$ (the error falls 100-fold for a 10-fold smaller step)."""
+    neuron = cls(D, P, backbone_units=6, mode=mode, dtype=jnp.float64, key=getkey())
+    x, inputs = _problem(getkey, T=1)
+    u = inputs[0]
+    f = np.asarray(neuron.vector_field(x, u))
+    # Hand-written derivative of ff1 (1 - s(a t + b)) + s(a t + b) ff2 at t = 0.
+    pre = np.asarray(neuron.preactivations(x, neuron.drive(u)))
+    ff1, ff2, a, b = np.tanh(pre[0]), np.tanh(pre[1]), pre[2], pre[3]
+    s = _np_sigmoid(b)
+    expected = a * s * (1 - s) * ((ff2 - ff1) if mode == "default" else ff2)
+    np.testing.assert_allclose(f, expected, rtol=1e-12, atol=1e-14)
+
+    phi = lambda dt: np.asarray(
+        ClosedForm().step(neuron, x, neuron.drive(u), jnp.asarray(dt))
+    )
+    h = 1e-5
+    np.testing.assert_allclose((phi(h) - phi(-h)) / (2 * h), f, rtol=1e-7, atol=1e-9)
+    errors = []
+    for dt in (1e-2, 1e-3):
+        euler = np.asarray(lt.Euler().step(neuron, x, neuron.drive(u), jnp.asarray(dt)))
+        errors.append(np.max(np.abs((phi(dt) - phi(0.0)) - (euler - np.asarray(x)))))
+    assert errors[1] < errors[0] / 50
+    # ...while the closed form does not start at the state (a learned jump at t = 0).
+    assert np.max(np.abs(phi(0.0) - np.asarray(x))) > 1e-3
+
+
+def test_euler_tiny_dt_tracks_the_ode_not_the_jump(getkey):
+    """Euler with a tiny step integrates $f$; the closed form at the same tiny step
+    is $\\Phi(0) + \\Delta t f$. Their difference is the jump $\\Phi(0) - x$, which
+    the docs state; the agreement holds for the increments."""
+    neuron = DiagonalCfC(D, P, backbone_units=6, dtype=jnp.float64, key=getkey())
+    x, inputs = _problem(getkey, T=1)
+    d = neuron.drive(inputs[0])
+    dt = jnp.asarray(1e-6)
+    closed = ClosedForm().step(neuron, x, d, dt)
+    euler = lt.Euler().step(neuron, x, d, dt)
+    jump = ClosedForm().step(neuron, x, d, jnp.asarray(0.0)) - x
+    np.testing.assert_allclose(closed - euler, jump, rtol=0, atol=1e-11)
+
+
+# --- Errors ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("cls", [CfC, DiagonalCfC])
+def test_bad_arguments(cls, getkey):
+    key = getkey()
+    with pytest.raises(ValueError, match="`state_size` must be a positive integer"):
+        cls(0, P, key=key)
+    with pytest.raises(ValueError, match="`input_size` must be a positive integer"):
+        cls(D, -2, key=key)
+    with pytest.raises(ValueError, match="`backbone_units` must be a positive"):
+        cls(D, P, backbone_units=0, key=key)
+    with pytest.raises(ValueError, match="`backbone_layers` must be a non-negative"):
+        cls(D, P, backbone_layers=-1, key=key)
+    with pytest.raises(ValueError, match=r"`mode` must be one of \('default'"):
+        cls(D, P, mode="pure", key=key)
+    with pytest.raises(ValueError, match="`backbone_activation` must be one of"):
+        cls(D, P, backbone_activation="sigmoid", key=key)
+    with pytest.raises(ValueError, match="`dtype` must be a floating dtype"):
+        cls(D, P, dtype=jnp.int32, key=key)
+
+
+def test_closed_form_needs_a_closed_form_neuron(getkey):
+    neuron = lt.LRC(D, P, dtype=jnp.float64, key=getkey())
+    x0, inputs = _problem(getkey, T=4)
+    with pytest.raises(TypeError, match="ClosedForm\\(\\) needs a neuron with a"):
+        lt.solve_sequential(neuron, x0, inputs, discretisation=ClosedForm())
+    with pytest.raises(TypeError, match="LRC has none. Use a discretisation"):
+        lt.solve_parallel(neuron, x0, inputs, discretisation=ClosedForm())
+
+
+def test_dense_cfc_refuses_diagonal_newton(getkey):
+    neuron = CfC(D, P, backbone_units=4, dtype=jnp.float64, key=getkey())
+    x0, inputs = _problem(getkey, T=4)
+    with pytest.raises(ValueError, match="method='newton' needs a neuron with a diag"):
+        lt.solve_parallel(
+            neuron, x0, inputs, discretisation=ClosedForm(), method="newton"
+        )
+
+
+def test_float32(getkey):
+    neuron = DiagonalCfC(D, P, backbone_units=6, dtype=jnp.float32, key=getkey())
+    x0, inputs = (a.astype(jnp.float32) for a in _problem(getkey, T=50))
+    seq = lt.solve_sequential(neuron, x0, inputs, discretisation=ClosedForm())
+    par = lt.solve_parallel(neuron, x0, inputs, discretisation=ClosedForm())
+    assert seq.states.dtype == par.states.dtype == jnp.float32
+    reference = numpy_diagonal_cfc(neuron, x0, inputs, np.ones(50))
+    np.testing.assert_allclose(par.states, reference, rtol=0, atol=1e-5)
