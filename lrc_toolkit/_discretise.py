@@ -7,7 +7,7 @@ import jax
 import jax.numpy as jnp
 import lineax as lx
 import optimistix as optx
-from jaxtyping import Array, Inexact, PyTree, Real
+from jaxtyping import Array, Bool, Inexact, PyTree, Real
 
 from ._neurons.base import AbstractLiquidNeuron
 
@@ -69,14 +69,45 @@ class AbstractDiscretisation(eqx.Module):
         """
         return self.step(neuron, x, drive, dt)
 
+    def unstable(
+        self,
+        neuron: AbstractLiquidNeuron,
+        x: Inexact[Array, "*T D"],
+        drive: PyTree[Array],
+        dt: Real[Array, "*T"],
+        factor: Inexact[Array, "*T D"],
+    ) -> Bool[Array, "*T D"]:
+        """Where the step amplifies a component that the ODE damps: the step factor
+        $|\partial\Phi_i/\partial x_i| > 1$ while
+        $\mathrm{Re}\,\partial f_i/\partial x_i < 0$ at `x` (genuinely expanding
+        dynamics are not flagged). `factor` is the diagonal step factor at `x`;
+        `x`, `drive`, `dt` and `factor` may have a leading time axis. One JVP of the
+        vector field along ones (exact for diagonal neurons); discretisations for
+        which the factor alone decides override this for free."""
+        field = neuron.driven_vector_field
+        if factor.ndim == 2:
+            field = jax.vmap(field)
+        _, F = jax.jvp(lambda p: field(p, drive), (x,), (jnp.ones_like(x),))
+        return _amplifies(factor) & (jnp.real(F) < 0)
+
+
+def _amplifies(factor):
+    return jnp.abs(factor) > 1 + 100 * jnp.finfo(factor.dtype).eps
+
 
 class Euler(AbstractDiscretisation):
     r"""Explicit Euler, $\Phi(x, u) = x + \Delta t\, f(x, u)$: the LrcSSM paper's
-    discretisation (with $\Delta t = 1$)."""
+    discretisation (with $\Delta t = 1$). Stable for a component with
+    $\partial f_i/\partial x_i = -1/\tau < 0$ only while $\Delta t \le 2\tau$."""
 
     def step(self, neuron, x, drive, dt):
         dt = jnp.asarray(dt).astype(x.dtype)  # a real step for a complex state too
         return x + dt * neuron.driven_vector_field(x, drive)
+
+    def unstable(self, neuron, x, drive, dt, factor):
+        # The factor is 1 + Δt ∂f_i/∂x_i: it amplifies a damped component exactly
+        # when |1 + Δt F| > 1 with Re F < 0, i.e. Re(factor) < 1 and |factor| > 1.
+        return _amplifies(factor) & (jnp.real(factor) < 1)
 
 
 class SemiImplicitEuler(AbstractDiscretisation):
@@ -228,6 +259,10 @@ class ImplicitEuler(AbstractDiscretisation):
         # A failed root find leaves NaN, so that the solver reports it.
         ok = sol.result == optx.RESULTS.successful
         return jnp.where(ok, sol.value, jnp.nan)
+
+    def unstable(self, neuron, x, drive, dt, factor):
+        # A-stable: M = (1 - Δt F)^{-1} has |M| <= 1 wherever Re F <= 0.
+        return jnp.zeros(factor.shape, bool)
 
     def newton_step(self, neuron, x, guess, drive, dt):
         # One Newton step of the residual from `guess`. Its derivative with respect

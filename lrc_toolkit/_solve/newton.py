@@ -235,14 +235,11 @@ class _Forward(eqx.Module):
             k, X, _, _, last, _, _ = carry
             prev = shifted(x0, X)
             values, jac = linearise(neuron, discretisation, prev, X, d, dt, method)
-            # The stability figure, from this linearisation (for an explicit step
-            # the JVP of f along ones shares its work with the one of Φ).
-            _, field = jax.jvp(
-                lambda p: jax.vmap(neuron.driven_vector_field)(p, d),
-                (prev,),
-                (jnp.ones_like(prev),),
+            # The stability figure, from this linearisation (free for Euler).
+            factor = _diagonal_of(jac, prev)
+            max_factor, unstable = stability_stats(
+                factor, discretisation.unstable(neuron, prev, d, dt, factor)
             )
-            max_factor, unstable = stability_stats(_diagonal_of(jac, prev), field)
             if solver.damping is not None:
                 jac = _clip_jacobian(jac, solver.damping)
             # Newton step: x_t = J_t x_{t-1} + (Φ(x^k_{t-1}) - J_t x^k_{t-1}); the

@@ -108,15 +108,12 @@ class ODE(AbstractLiquidSolver):
             # The factors of the steps the solver took (one per interval, or
             # sub-steps of at most dt0), with the input held at the sample.
             h = dt if self.dt0 is None else jnp.minimum(dt, self.dt0)
-            factor, F = diagonal_factors(
-                neuron,
-                DiffraxStep(self.solver),
-                shifted(x0, states),
-                states,
-                drives(neuron, inputs),
-                h.astype(dt.dtype),
+            step = DiffraxStep(self.solver)
+            prev, d = shifted(x0, states), drives(neuron, inputs)
+            factor = diagonal_factors(neuron, step, prev, states, d, h)
+            max_factor, unstable = stability_stats(
+                factor, step.unstable(neuron, prev, d, h, factor)
             )
-            max_factor, unstable = stability_stats(factor, F)
         stats = dict(stats, max_factor=max_factor, unstable=unstable)
         result = outcome(finite, unstable, result)
         return Solution(
