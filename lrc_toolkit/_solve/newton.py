@@ -7,15 +7,13 @@ import jax.numpy as jnp
 from .._solution import RESULTS, Solution
 from ._adjoint import fixed_point_solve
 from ._common import (
-    all_finite,
     drives,
     outcome,
-    shifted,
-    stability_stats,
+    overflow_bound,
 )
 from ._linearise import linearise
 from .base import AbstractLiquidSolver
-from .linear_scan import AbstractRecurrence, default_recurrence
+from .linear_scan import AbstractRecurrence, default_recurrence, SequentialScan
 
 
 _METHODS = ("newton", "quasi", "dense")
@@ -93,6 +91,10 @@ class ParallelNewton(AbstractLiquidSolver):
         [`ShardedScan(mesh)`][lrc_toolkit.ShardedScan] (time sharded across
         devices). Default: the sequential scan on a CPU, the associative one
         elsewhere.
+    - `chunk_size`: each Newton iteration linearises and solves the recurrence
+        this many steps at a time (cache blocking: the per-step intermediates stay
+        in cache; the result is the same). Default: 512 with the sequential (CPU)
+        scan, the whole sequence otherwise.
 
     ??? cite "References"
 
@@ -119,6 +121,7 @@ class ParallelNewton(AbstractLiquidSolver):
     damping: float | None = eqx.field(default=None, static=True)
     fallback: AbstractLiquidSolver | None = None
     recurrence: AbstractRecurrence | None = None
+    chunk_size: int | None = eqx.field(default=None, static=True)
 
     def __check_init__(self):
         if self.method is not None and self.method not in _METHODS:
@@ -140,6 +143,14 @@ class ParallelNewton(AbstractLiquidSolver):
         if self.damping is not None and not self.damping > 0:
             raise ValueError(
                 f"`damping` must be a positive radius, got {self.damping!r}."
+            )
+        if self.chunk_size is not None and (
+            isinstance(self.chunk_size, bool)
+            or not isinstance(self.chunk_size, int)
+            or self.chunk_size < 1
+        ):
+            raise ValueError(
+                f"`chunk_size` must be a positive integer, got {self.chunk_size!r}."
             )
         if self.fallback is not None and (
             not isinstance(self.fallback, AbstractLiquidSolver)
@@ -212,6 +223,129 @@ class ParallelNewton(AbstractLiquidSolver):
         )
 
 
+def _pad(x, n):
+    """Repeat the last step `n` times (padding to whole chunks; dropped after)."""
+    if n == 0:
+        return x
+    return jnp.concatenate([x, jnp.repeat(x[-1:], n, axis=0)], axis=0)
+
+
+class _Sweep(eqx.Module):
+    """One Newton iteration: linearise around the iterate and solve the linear
+    recurrence, chunk by chunk along time when `chunk` is set.
+
+    Chunking is the cache-blocked form for CPUs: the per-step quantities of a chunk
+    (a few hundred steps: values, Jacobians, offsets) stay in cache between the
+    linearisation and the scan instead of making $T \times D$ round trips to
+    memory. Each chunk's recurrence starts from the new state leaving the previous
+    chunk, so the result is exactly the unchunked iteration. Returns the new
+    iterate and scalar summaries for the convergence test."""
+
+    neuron: object
+    discretisation: object
+    recurrence: AbstractRecurrence
+    method: str = eqx.field(static=True)
+    damping: float | None = eqx.field(static=True)
+    chunk: int = eqx.field(static=True)
+
+    def block(self, x_in, x_prev, X, d, dt, valid, atol, rtol):
+        """One chunk: `x_in` the new state entering it, `x_prev` the old one."""
+        prev = jnp.concatenate([x_prev[None], X[:-1]], axis=0)
+        values, jac = linearise(
+            self.neuron, self.discretisation, prev, X, d, dt, self.method
+        )
+        factor = _diagonal_of(jac, prev)
+        unstable = self.discretisation.unstable(self.neuron, prev, d, dt, factor)
+        if self.damping is not None:
+            jac = _clip_jacobian(jac, self.damping)
+        # Newton step: x_t = J_t x_{t-1} + (Φ(x^k_{t-1}) - J_t x^k_{t-1}), started
+        # from the known x_in (for the first chunk x_0, which makes x_1 = Φ(x_0)).
+        dense = jac.ndim == prev.ndim + 1
+        mv = (
+            (lambda a, v: jnp.einsum("...ij,...j->...i", a, v))
+            if dense
+            else jnp.multiply
+        )
+        b = values - mv(jac, prev)
+        b = b.at[0].add(mv(jac[0], x_in))
+        X_new = self.recurrence(jac, b)
+        delta = jnp.abs(X_new - X)
+        v = valid[:, None]
+        gain = jnp.sum(jnp.abs(jac), axis=-1) if dense else jnp.abs(jac)
+        tol = atol + rtol * jnp.abs(X_new)
+        ratio = jnp.where(delta == 0, 0, delta / jnp.where(tol > 0, tol, 1))
+        ratio = jnp.where(tol > 0, ratio, jnp.where(delta == 0, 0, jnp.inf))
+        summary = {
+            "step": jnp.max(jnp.where(v, delta, 0)),
+            "ratio_rel": jnp.max(jnp.where(v, ratio, 0)),
+            "gain": jnp.max(jnp.where(v, gain, 0)),
+            "finite": jnp.all(jnp.where(v, jnp.isfinite(X_new), True))
+            & (jnp.max(jnp.where(v, jnp.abs(X_new), 0)) < overflow_bound(X_new.dtype)),
+            "max_factor": jnp.max(jnp.where(v, jnp.abs(factor), 0)),
+            "unstable": jnp.any(v & unstable),
+        }
+        return X_new, jax.lax.stop_gradient(summary)
+
+    def __call__(self, x0, X, d, dt, atol, rtol):
+        T = X.shape[0]
+        C = min(self.chunk, T)
+        n = -(-T // C)
+        pad = n * C - T
+        valid = jnp.arange(n * C) < T
+        if n == 1:
+            X_new, s = self.block(x0, x0, X, d, dt, valid, atol, rtol)
+        else:
+            chunks = jax.tree.map(
+                lambda a: _pad(a, pad).reshape(n, C, *a.shape[1:]), (X, d, dt)
+            )
+
+            def body(carry, args):
+                x_in, x_prev, s = carry
+                Xc, dc, dtc, vc = args
+                Xc_new, sc = self.block(x_in, x_prev, Xc, dc, dtc, vc, atol, rtol)
+                s = _combine(s, sc)
+                return (Xc_new[-1], Xc[-1], s), Xc_new
+
+            init_s = _neutral(X.dtype)
+            (_, _, s), X_new = jax.lax.scan(
+                body, (x0, x0, init_s), (*chunks, valid.reshape(n, C))
+            )
+            X_new = X_new.reshape(n * C, -1)[:T]
+        real = jnp.finfo(X.dtype).dtype
+        s = dict(
+            s,
+            ratio_abs=jnp.where(
+                atol > 0, s["step"] / atol, jnp.where(s["step"] == 0, 0, jnp.inf)
+            ),
+        )
+        return X_new, jax.tree.map(
+            lambda a: a.astype(real) if a.dtype != bool else a, s
+        )
+
+
+def _neutral(dtype):
+    real = jnp.finfo(dtype).dtype
+    zero = jnp.zeros((), real)
+    return {
+        "step": zero,
+        "ratio_rel": zero,
+        "gain": zero,
+        "finite": jnp.array(True),
+        "max_factor": zero,
+        "unstable": jnp.array(False),
+    }
+
+
+def _combine(a, b):
+    out = {
+        k: jnp.maximum(a[k], b[k].astype(a[k].dtype))
+        for k in ("step", "ratio_rel", "gain", "max_factor")
+    }
+    out["finite"] = a["finite"] & b["finite"]
+    out["unstable"] = a["unstable"] | b["unstable"]
+    return out
+
+
 class _Forward(eqx.Module):
     """The Newton loop, as the forward function of the fixed-point adjoint."""
 
@@ -221,8 +355,15 @@ class _Forward(eqx.Module):
     method: str = eqx.field(static=True)
     init: object
 
+    def chunk_size(self, T: int) -> int:
+        """The Newton sweep's chunk length: the solver's `chunk_size`, else 512
+        steps for the sequential (CPU) scan and the whole sequence otherwise."""
+        if self.solver.chunk_size is not None:
+            return self.solver.chunk_size
+        return 512 if isinstance(self.recurrence, SequentialScan) else T
+
     def __call__(self, neuron, x0, inputs, dt):
-        solver, discretisation, method = self.solver, self.discretisation, self.method
+        solver, discretisation = self.solver, self.discretisation
         d = drives(neuron, inputs)  # input-only terms, once per sequence
         T = inputs.shape[0]
         default_rtol, default_atol = default_tolerances(x0.dtype)
@@ -230,53 +371,47 @@ class _Forward(eqx.Module):
         atol = default_atol if solver.atol is None else solver.atol
         max_iters = T if solver.max_iters is None else solver.max_iters
         real = jnp.finfo(x0.dtype).dtype
+        sweep = _Sweep(
+            neuron,
+            discretisation,
+            self.recurrence,
+            self.method,
+            solver.damping,
+            self.chunk_size(T),
+        )
 
         def iterate(carry):
             k, X, _, _, last, _, _ = carry
-            prev = shifted(x0, X)
-            values, jac = linearise(neuron, discretisation, prev, X, d, dt, method)
-            # The stability figure, from this linearisation (free for Euler).
-            factor = _diagonal_of(jac, prev)
-            max_factor, unstable = stability_stats(
-                factor, discretisation.unstable(neuron, prev, d, dt, factor)
-            )
-            if solver.damping is not None:
-                jac = _clip_jacobian(jac, solver.damping)
-            # Newton step: x_t = J_t x_{t-1} + (Φ(x^k_{t-1}) - J_t x^k_{t-1}); the
-            # first step starts from the known x_0.
-            if jac.ndim == prev.ndim:
-                b = values - jac * prev
-            else:
-                b = values - jnp.einsum("tij,tj->ti", jac, prev)
-            jac = jac.at[0].set(0)
-            b = b.at[0].set(values[0])
-            X_new = self.recurrence(jac, b)
-            delta = jnp.abs(X_new - X)
-            finite = all_finite(X_new)
+            X_new, s = sweep(x0, X, d, dt, atol, rtol)
             # The relative test is a certificate only where errors cannot grow
             # along the sequence: on a locally expanding recurrence (some
             # |∂Φ/∂x| > 1) two successive iterates can be huge, wrong and
             # relatively close, so there only the absolute test counts.
-            if jac.ndim == prev.ndim:
-                gain = jnp.max(jnp.abs(jac))
-            else:
-                gain = jnp.max(jnp.sum(jnp.abs(jac), axis=-1))
-            expanding = gain > 1
-            tol = atol + jnp.where(expanding, 0, rtol) * jnp.abs(X_new)
+            expanding = s["gain"] > 1
+            ratio = jnp.where(expanding, s["ratio_abs"], s["ratio_rel"])
             # Convergence without an extra pass: with θ = max|Δ_k| / max|Δ_{k-1}|
             # the observed contraction, the error of x^(k+1) is at most about
             # θ/(1-θ)|Δ_k| (Hairer & Wanner, Solving ODEs II, IV.8). Only used on a
             # contracting, non-expanding iteration.
-            step = jnp.max(delta)
+            step = s["step"]
             contracting = jnp.isfinite(last) & (step < 0.5 * last) & ~expanding
             theta = jnp.where(contracting, step / jnp.where(contracting, last, 1), 1)
-            estimate = jnp.where(contracting, theta / (1 - theta), 1) * delta
-            converged = jnp.all(delta <= tol) | (contracting & jnp.all(estimate <= tol))
+            converged = (ratio <= 1) | (
+                contracting & (theta / (1 - theta) * ratio <= 1)
+            )
             if not discretisation.implicit:
                 # After k iterations the first k states of an explicit recurrence
                 # are exact, so k >= T is convergence.
                 converged = converged | (k + 1 >= T)
-            return k + 1, X_new, converged, finite, step, max_factor, unstable
+            return (
+                k + 1,
+                X_new,
+                converged,
+                s["finite"],
+                step,
+                s["max_factor"],
+                s["unstable"],
+            )
 
         def keep_going(carry):
             k, _, converged, finite, *_ = carry
