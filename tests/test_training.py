@@ -12,15 +12,20 @@ import jax
 import jax.numpy as jnp
 import jax.random as jr
 import numpy as np
+import optax
 import pytest
 
+import lrc_toolkit as lt
 from lrc_toolkit.models import LrcSSM
 from lrc_toolkit.training import (
     _checkpoint,
     CheckpointError,
+    DEFAULT_PRESET,
+    EarlyStopping,
     evaluate,
     fit,
     load_checkpoint,
+    PRESETS,
     read_checkpoint,
     TrainConfig,
 )
@@ -52,7 +57,7 @@ def _bad(split, **changes):
     return types.SimpleNamespace(**d)
 
 
-def _model(solver="parallel", key=0, **kw):
+def _model(solver=lt.ParallelNewton(), key=0, **kw):
     return LrcSSM(
         P,
         C,
@@ -105,7 +110,7 @@ def reference_run(tmp_path_factory):
 def test_first_losses_parallel_equal_sequential(reference_run):
     _, parallel = reference_run
     sequential = fit(
-        _model("sequential"), TRAIN, VAL, TEST, config=CONFIG, progress=False
+        _model(lt.Sequential()), TRAIN, VAL, TEST, config=CONFIG, progress=False
     )
     for p, s in zip(parallel.history, sequential.history):
         for k in ("train_loss", "val_loss"):
@@ -187,7 +192,7 @@ def test_regression():
         hidden_size=6,
         state_size=4,
         num_blocks=1,
-        solver="sequential",
+        solver=lt.Sequential(),
         task="regression",
         dtype=jnp.float32,
         key=jr.key(1),
@@ -365,6 +370,7 @@ _WORKER = textwrap.dedent(
     import os, sys, time, types
     import numpy as np
     import jax.numpy as jnp, jax.random as jr
+    import lrc_toolkit as lt
     from lrc_toolkit.models import LrcSSM
     from lrc_toolkit.training import fit, TrainConfig
     from lrc_toolkit.training import _checkpoint, _run_dir
@@ -399,7 +405,7 @@ _WORKER = textwrap.dedent(
         return types.SimpleNamespace(x=x, y=y, mask=None)
 
     model = LrcSSM(3, 3, hidden_size=6, state_size=4, num_blocks=1,
-                   solver="sequential", dtype=jnp.float32, key=jr.key(0))
+                   solver=lt.Sequential(), dtype=jnp.float32, key=jr.key(0))
     config = TrainConfig(epochs=4, batch_size=4, learning_rate=1e-2, seed=1)
     fit(model, split(12, 0), split(6, 1), split(6, 2), config=config, out_dir=out,
         resume=resume, progress=False)
@@ -548,9 +554,299 @@ def test_existing_run_and_resume_mismatch(reference_run):
         ("patience", 0, "`patience`"),
         ("seed", -3, "`seed`"),
         ("clip_norm", 0.0, "`clip_norm`"),
+        ("perfect_patience", -1, "`perfect_patience` must be an integer >= 0"),
+        ("time_budget", 0, "`time_budget` must be a finite positive"),
+        ("time_budget", float("inf"), "`time_budget` must be a finite positive"),
     ],
 )
 def test_bad_config(field, value, match):
     # (A float for an int field is a TypeError from the runtime type checker.)
     with pytest.raises((ValueError, TypeError), match=match):
         TrainConfig(**{field: value})
+
+
+# ------------------------------------------------------- the stopping rules
+
+
+def _run_rule(rule, curve, losses=None):
+    """Feed a scripted validation curve to a rule; return the improving epochs and
+    the epoch and reason it stops at (or None)."""
+    state, improved_at = rule.init(), []
+    for epoch, acc in enumerate(curve, start=1):
+        loss = 1.0 if losses is None else losses[epoch - 1]
+        state, improved = rule.update(state, {"accuracy": acc, "loss": loss})
+        json.dumps(state)  # lives in the checkpoint
+        if improved:
+            improved_at.append(epoch)
+        if (reason := rule.stop_reason(state)) is not None:
+            return improved_at, epoch, reason
+    return improved_at, None, None
+
+
+CURVE = [0.5, 0.7, 0.7, 0.6, 0.7, 0.5, 0.6, 0.6, 0.8, 0.4]
+
+
+def test_stopping_rule_paper_ties():
+    # Ties (>= best) improve: the last best epoch is 5; 3 epochs without reaching
+    # 0.7 follow (6, 7, 8): stop at 8, before the 0.8 of epoch 9.
+    rule = EarlyStopping(patience=3, ties_improve=True, perfect_patience=None)
+    assert _run_rule(rule, CURVE) == ([1, 2, 3, 5], 8, "early_stopping")
+    rule = EarlyStopping(patience=4, ties_improve=True, perfect_patience=None)
+    assert _run_rule(rule, CURVE) == ([1, 2, 3, 5, 9], None, None)
+    # The loss plays no part in the paper's rule.
+    losses = [1.0, 0.1, 0.9, 0.1, 0.9, 0.1, 0.1, 0.1, 0.1, 0.1]
+    rule = EarlyStopping(patience=3, ties_improve=True, perfect_patience=None)
+    assert _run_rule(rule, CURVE, losses) == ([1, 2, 3, 5], 8, "early_stopping")
+
+
+def test_stopping_rule_fast():
+    # Strictly better only; equal accuracy improves only with a lower loss.
+    rule = EarlyStopping(patience=3, perfect_patience=None)
+    assert _run_rule(rule, CURVE) == ([1, 2], 5, "early_stopping")
+    losses = [1.0, 0.9, 0.8, 0.1, 0.9, 1.0, 1.0, 1.0, 1.0, 1.0]
+    assert _run_rule(rule, CURVE, losses) == ([1, 2, 3], 6, "early_stopping")
+    # Without an accuracy, the loss decides.
+    state = rule.init()
+    for loss, expected in ((1.0, True), (0.5, True), (0.5, False), (0.7, False)):
+        state, improved = rule.update(state, {"loss": loss})
+        assert improved == expected
+    assert rule.stop_reason(state) is None
+
+
+def test_stopping_rule_perfect_validation():
+    curve = [0.5, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0]
+    losses = [1.0, 0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3]
+    rule = EarlyStopping(patience=20, perfect_patience=2)
+    # Perfect at epoch 2; two more epochs (3, 4) improve the loss, then stop.
+    assert _run_rule(rule, curve, losses) == ([1, 2, 3, 4], 4, "perfect_validation")
+    rule = EarlyStopping(patience=20, perfect_patience=0)
+    assert _run_rule(rule, curve, losses) == ([1, 2], 2, "perfect_validation")
+    rule = EarlyStopping(patience=20, perfect_patience=None)
+    assert _run_rule(rule, curve, losses)[1] is None
+
+
+def test_paper_protocol_settings():
+    config = TrainConfig.paper(learning_rate=1e-4, seed=3)
+    assert (config.epochs, config.patience, config.batch_size) == (3000, 1000, 4)
+    assert (config.clip_norm, config.learning_rate, config.seed) == (1.0, 1e-4, 3)
+    assert config.ties_improve and config.perfect_patience is None
+    assert config.stopping() == EarlyStopping(1000, True, None)
+    scp1 = PRESETS["SelfRegulationSCP1"].with_protocol("paper")
+    assert scp1.model_kwargs() == {"hidden_size": 64, "state_size": 16, "num_blocks": 2}
+    assert scp1.train == TrainConfig.paper(1e-3)
+    assert (
+        PRESETS["EthanolConcentration"].with_protocol("paper").train.learning_rate
+        == 1e-4
+    )
+    assert (
+        DEFAULT_PRESET.replace(epochs=7, hidden_size=8, lr=None).to_dict()["epochs"]
+        == 7
+    )
+    with pytest.raises(ValueError, match=r"Unknown settings \['lr'\]"):
+        DEFAULT_PRESET.replace(lr=1e-3)
+    with pytest.raises(ValueError, match="Unknown protocol 'slow'.*fast, paper"):
+        DEFAULT_PRESET.with_protocol("slow")
+
+
+class _Scripted(eqx.Module):
+    """A model whose validation curve is scripted: `w` grows by exactly the learning
+    rate per Adam step (the loss is -w on the training split, so the gradient is
+    -1), and the metrics hook reads the curve at step round(w / lr)."""
+
+    w: jax.Array
+    lr: float = eqx.field(static=True)
+    curves: tuple = eqx.field(static=True)  # (val, test), one value per step
+
+    def step(self):
+        return jnp.round(self.w / self.lr).astype(jnp.int32)
+
+
+def _scripted_loss(model, x, mask, y):
+    # Split label 2: training (loss -w); 0: validation, 1: test (loss 0).
+    return jnp.where(y == 2, -model.w, 0.0 * model.w)
+
+
+def _scripted_metrics(model, x, mask, y):
+    table = jnp.asarray(model.curves)
+    return {"accuracy": table[jnp.minimum(y, 1), model.step()]}
+
+
+def _scripted_split(label, n=2):
+    return types.SimpleNamespace(
+        x=np.zeros((n, 2, 1), np.float32), y=np.full(n, label, np.int32), mask=None
+    )
+
+
+def _scripted_fit(curve, config, **kw):
+    test_curve = np.arange(len(curve) + 1) / 100  # test accuracy = epoch / 100
+    val = np.concatenate([[0.0], curve])
+    model = _Scripted(
+        jnp.zeros((), jnp.float64),
+        config.learning_rate,
+        (tuple(map(float, val)), tuple(map(float, test_curve))),
+    )
+    return fit(
+        model,
+        _scripted_split(2),
+        _scripted_split(0),
+        _scripted_split(1),
+        loss=_scripted_loss,
+        metrics=_scripted_metrics,
+        config=config,
+        progress=False,
+        **kw,
+    )
+
+
+def test_paper_protocol_end_to_end():
+    """The paper's rules in `fit` on a known validation curve: ties improve, the
+    test accuracy is that of the LAST best-validation epoch, patience counts epochs
+    since the best was last reached."""
+    config = TrainConfig.paper(learning_rate=0.25, batch_size=2, patience=3, epochs=10)
+    result = _scripted_fit(CURVE, config)
+    assert [h["val_accuracy"] for h in result.history] == CURVE[:8]
+    assert [h["epoch"] for h in result.history if h["improved"]] == [1, 2, 3, 5]
+    assert (result.best_epoch, result.epochs_run) == (5, 8)
+    assert result.stop_reason == "early_stopping"
+    assert result.test_metrics["accuracy"] == 0.05
+    np.testing.assert_allclose(result.model.w, 5 * 0.25, rtol=1e-6)  # Adam's eps
+    # The fast default on the same curve: the first best epoch, and the epoch cap.
+    config = TrainConfig(learning_rate=0.25, batch_size=2, patience=3, epochs=4)
+    result = _scripted_fit(CURVE, config)
+    assert (result.best_epoch, result.test_metrics["accuracy"]) == (2, 0.02)
+    assert (result.epochs_run, result.stop_reason) == (4, "max_epochs")
+    # Perfect validation accuracy at epoch 2: stops `perfect_patience` epochs later.
+    config = TrainConfig(learning_rate=0.25, batch_size=2, perfect_patience=1)
+    result = _scripted_fit([0.5, 1.0, 1.0, 1.0, 1.0, 1.0], config)
+    assert (result.epochs_run, result.stop_reason) == (3, "perfect_validation")
+
+
+def test_model_without_task_needs_a_loss():
+    model = _Scripted(jnp.zeros(()), 0.1, ((0.0,), (0.0,)))
+    with pytest.raises(TypeError, match=r"no `task` attribute.*pass `loss=fn`"):
+        fit(model, _scripted_split(2), _scripted_split(0), config=CONFIG)
+    with pytest.raises(ValueError, match="must return a scalar"):
+        fit(
+            model,
+            _scripted_split(2),
+            _scripted_split(0),
+            loss=lambda m, x, mask, y: x,
+            config=CONFIG,
+            progress=False,
+        )
+
+
+class _Stamped(eqx.Module):
+    """Returns the mean time stamp of the valid steps, if it gets any."""
+
+    w: jax.Array
+
+    def __call__(self, x, mask, ts=None):
+        ts = jnp.zeros(x.shape[0], x.dtype) if ts is None else ts
+        return (
+            jnp.sum(jnp.where(mask, ts, 0)) / jnp.sum(mask).astype(ts.dtype)
+            + 0 * self.w
+        )
+
+
+def test_time_stamps_reach_the_model():
+    rng = np.random.default_rng(0)
+    split = _bad(TRAIN, x=TRAIN.x.astype(np.float64))
+    split.times = np.cumsum(rng.uniform(0.5, 2.0, TRAIN.mask.shape), axis=1)
+    expected = np.mean([t[m].mean() for t, m in zip(split.times, split.mask)])
+
+    def loss(model, x, mask, y, ts=None):
+        return (model(x, mask, ts=ts) - model.w) ** 2
+
+    def metrics(model, x, mask, y, ts=None):
+        return {"t": model(x, mask, ts=ts)}
+
+    config = TrainConfig(epochs=1, batch_size=20)
+    result = fit(
+        _Stamped(jnp.zeros(())),
+        split,
+        split,
+        loss=loss,
+        metrics=metrics,
+        config=config,
+        progress=False,
+    )
+    np.testing.assert_allclose(result.val_metrics["t"], expected, rtol=1e-12)
+    # A loss that does not take `ts`: the stamps are ignored, with a warning.
+    with pytest.warns(UserWarning, match=r"time stamps.*no `ts=` argument"):
+        result = fit(
+            _Stamped(jnp.zeros(())),
+            split,
+            split,
+            loss=lambda model, x, mask, y: (model(x, mask) - model.w) ** 2,
+            metrics=lambda model, x, mask, y: {"t": model(x, mask)},
+            config=config,
+            progress=False,
+        )
+    assert result.val_metrics["t"] == 0
+
+
+# ------------------------------------------------------------- time budget
+
+
+def test_time_budget_stops_cleanly_and_resumes(reference_run, tmp_path):
+    ref_dir, _ = reference_run
+    out = tmp_path / "run"
+    budget = TrainConfig(**{**CONFIG.to_dict(), "time_budget": 1e-6})
+    result = fit(_model(), TRAIN, VAL, TEST, config=budget, out_dir=out, progress=False)
+    assert (result.epochs_run, result.stop_reason) == (1, "time_budget")
+    meta, _ = read_checkpoint(out / "last.eqx")
+    assert meta["state"]["epoch"] == 1
+    assert meta["state"]["stop_reason"] == "time_budget"
+    # Resumed (here without a budget), the run ends as the uninterrupted one.
+    resumed = fit(
+        _model(key=5),
+        TRAIN,
+        VAL,
+        TEST,
+        config=CONFIG,
+        out_dir=out,
+        resume=True,
+        progress=False,
+    )
+    assert (resumed.epochs_run, resumed.stop_reason) == (3, "max_epochs")
+    _assert_same_run(ref_dir, out)
+
+
+# ------------------------------------------- one step against optax by hand
+
+
+def test_train_steps_equal_clip_then_adam_by_hand():
+    """Three full-batch steps of `fit` equal optax's clip_by_global_norm then adam
+    applied by hand to gradients of a hand-written cross-entropy. The clipping is
+    active (each gradient's norm is above clip_norm) and the clipping factor differs
+    between steps, which Adam (scale-invariant on one step) does see."""
+    x, y, mask = TRAIN.x[:8], TRAIN.y[:8], TRAIN.mask[:8]
+    data = types.SimpleNamespace(x=x, y=y, mask=mask)
+    config = TrainConfig(
+        epochs=3, batch_size=8, learning_rate=0.05, clip_norm=0.02, patience=9
+    )
+    model = _model(solver=lt.Sequential(), key=3)
+    result = fit(model, data, data, config=config, progress=False)
+
+    def cross_entropy(params, static):
+        logits = jax.vmap(eqx.combine(params, static))(x, mask)
+        logp = logits - jax.nn.logsumexp(logits, axis=1, keepdims=True)
+        return -jnp.mean(logp[jnp.arange(8), y])
+
+    params, static = eqx.partition(model, eqx.is_inexact_array)
+    clip, adam = optax.clip_by_global_norm(0.02), optax.adam(0.05)
+    clip_state, adam_state = clip.init(params), adam.init(params)
+    norms = []
+    for _ in range(3):
+        grads = jax.grad(cross_entropy)(params, static)
+        norms.append(np.sqrt(sum(np.sum(np.square(g)) for g in jax.tree.leaves(grads))))
+        grads, clip_state = clip.update(grads, clip_state)
+        with jax.numpy_dtype_promotion("standard"):
+            updates, adam_state = adam.update(grads, adam_state, params)
+        params = eqx.apply_updates(params, updates)
+    assert min(norms) > 0.02 and max(norms) / min(norms) > 1.01, norms
+    expected = jax.tree.leaves(params)
+    got = jax.tree.leaves(eqx.filter(result.last_model, eqx.is_inexact_array))
+    for a, b in zip(got, expected, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)

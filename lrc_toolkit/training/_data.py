@@ -115,7 +115,7 @@ def _check_y(model, y: np.ndarray, mask: np.ndarray, name: str) -> np.ndarray:
     return y
 
 
-def _check_times(data: Any, mask: np.ndarray, name: str) -> np.ndarray | None:
+def _check_times(data: Any, mask: np.ndarray, dtype, name: str) -> np.ndarray | None:
     times = getattr(data, "times", None)
     if times is None:
         return None
@@ -127,12 +127,13 @@ def _check_times(data: Any, mask: np.ndarray, name: str) -> np.ndarray | None:
         )
     if not np.all(np.isfinite(times) | ~mask):
         raise ValueError(f"`{name}.times` has NaN or infinite time stamps.")
-    return times
+    return times.astype(dtype)
 
 
 def check_split(model, data: Any, name: str) -> Arrays:
     """Check a split (any object with `x` (N, T, P), `y`, and optionally `mask`
-    (N, T) and `times` (N, T)) against the model, and return it as numpy arrays.
+    (N, T) and `times` (N, T)) against the model, and return it as numpy arrays
+    (`times` in the dtype of `x`).
 
     Checks against the model's `input_size`, `task` and `num_outputs` are made
     when the model has those attributes (as [`LrcSSM`][lrc_toolkit.models.LrcSSM]
@@ -140,7 +141,7 @@ def check_split(model, data: Any, name: str) -> Arrays:
     """
     x, mask = _check_x_mask(model, data, name)
     y = _check_y(model, np.asarray(data.y), mask, name)
-    return Arrays(x, mask, y, _check_times(data, mask, name))
+    return Arrays(x, mask, y, _check_times(data, mask, x.dtype, name))
 
 
 def batches(n: int, batch_size: int, order: np.ndarray):

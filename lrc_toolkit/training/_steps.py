@@ -21,7 +21,7 @@ from ._data import Arrays, batches, round_to_mesh, to_devices
 
 
 def _call(model, x, mask, times):
-    return model(x, mask) if times is None else model(x, mask, times=times)
+    return model(x, mask) if times is None else model(x, mask, ts=times)
 
 
 def task_objective(model, x, mask, y, times=None):
@@ -60,8 +60,9 @@ def _no_metrics(model, x, mask, y, times=None):
 
 
 def _takes_times(fn) -> bool:
+    """Whether `fn` takes time stamps as the keyword `ts`."""
     try:
-        return "times" in inspect.signature(fn).parameters
+        return "ts" in inspect.signature(fn).parameters
     except (TypeError, ValueError):
         return False
 
@@ -70,7 +71,7 @@ def _takes_times(fn) -> bool:
 class Hooked:
     """A user's `loss(model, x, mask, y)` and `metrics(model, x, mask, y)` hooks as
     one objective. Hashable, so that fits with the same hooks share compilations;
-    `times=` is passed to each hook that takes it."""
+    the time stamps are passed as `ts=` to each hook that takes it."""
 
     loss: Callable
     metrics: Callable
@@ -78,7 +79,7 @@ class Hooked:
     def __call__(self, model, x, mask, y, times=None):
         def call(fn):
             if times is not None and _takes_times(fn):
-                return fn(model, x, mask, y, times=times)
+                return fn(model, x, mask, y, ts=times)
             return fn(model, x, mask, y)
 
         loss = jnp.asarray(call(self.loss))
@@ -109,7 +110,7 @@ def make_objective(model, loss: Callable | None, metrics: Callable | None, times
             warnings.warn(
                 "The data have time stamps (`times`), but "
                 + ("the model's `__call__`" if loss is None else "`loss`")
-                + " takes no `times=` argument: they are ignored (uniform steps).",
+                + " takes no `ts=` argument: they are ignored (uniform steps).",
                 stacklevel=3,
             )
     if loss is None and metrics is None:
