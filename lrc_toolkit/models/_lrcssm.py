@@ -68,6 +68,41 @@ def _positive_int(name, value):
         raise ValueError(f"`{name}` must be a positive integer, got {value!r}.")
 
 
+_ACTIVATIONS = {"gelu": jax.nn.gelu, "relu": jax.nn.relu}
+_RESIDUALS = ("input", "normalised")
+_INITS = ("default", "he_uniform")
+
+
+def _mlp(in_size, out_size, width, activation, init, *, dtype, key) -> eqx.nn.MLP:
+    """A one-hidden-layer MLP; `init="he_uniform"`: He-uniform weights and zero
+    biases (the reference implementation's), else Equinox's default."""
+    mlp = eqx.nn.MLP(
+        in_size,
+        out_size,
+        width,
+        1,
+        activation=_ACTIVATIONS[activation],
+        dtype=dtype,
+        key=key,
+    )
+    if init == "he_uniform":
+        ikey = jr.fold_in(key, 1)
+        weights = [layer.weight for layer in mlp.layers]
+        keys = jr.split(ikey, len(weights))
+        he = jax.nn.initializers.he_uniform()
+        mlp = eqx.tree_at(
+            lambda m: [layer.weight for layer in m.layers],
+            mlp,
+            [he(k, w.shape, dtype) for k, w in zip(keys, weights)],
+        )
+        mlp = eqx.tree_at(
+            lambda m: [layer.bias for layer in m.layers],
+            mlp,
+            replace_fn=jnp.zeros_like,
+        )
+    return mlp
+
+
 class LiquidBlock(eqx.Module):
     r"""One LrcSSM block: LayerNorm → liquid layer → MLP ($D \to H$) → residual add
     → LayerNorm, applied to a whole sequence of shape `(T, H)`.
@@ -80,6 +115,7 @@ class LiquidBlock(eqx.Module):
     neuron: AbstractLiquidNeuron
     mlp: eqx.nn.MLP
     norm_out: eqx.nn.LayerNorm
+    residual: str = eqx.field(static=True)
 
     def __init__(
         self,
@@ -87,6 +123,10 @@ class LiquidBlock(eqx.Module):
         state_size: int,
         neuron_factory: NeuronFactory,
         *,
+        activation: str = "gelu",
+        norm_affine: bool = True,
+        residual: str = "input",
+        init: str = "default",
         dtype,
         key: PRNGKeyArray,
     ):
@@ -95,6 +135,8 @@ class LiquidBlock(eqx.Module):
         - `hidden_size`: $H$.
         - `state_size`: $D$.
         - `neuron_factory`: called as `neuron_factory(D, H, key=key)`.
+        - `activation`, `norm_affine`, `residual`, `init`: as for
+            [`LrcSSM`][lrc_toolkit.models.LrcSSM].
         - `dtype`: the floating dtype of the norms and the MLP.
         - `key`: a `jax.random.key`.
         """
@@ -112,23 +154,27 @@ class LiquidBlock(eqx.Module):
                 f"{state_size} and input_size={hidden_size}; got state_size="
                 f"{neuron.state_size}, input_size={neuron.input_size}."
             )
-        self.norm_in = eqx.nn.LayerNorm(hidden_size, dtype=dtype)
+        norm = lambda: eqx.nn.LayerNorm(
+            hidden_size, use_weight=norm_affine, use_bias=norm_affine, dtype=dtype
+        )
+        self.norm_in = norm()
         self.neuron = neuron
+        self.residual = residual
         # A complex state (e.g. `ComplexLRC`) is read out as [Re x; Im x]: the MLP's
         # first linear layer on it is Re(C x) for a learned complex C.
         complex_state = jnp.issubdtype(
             getattr(neuron, "state_dtype", dtype), jnp.complexfloating
         )
-        self.mlp = eqx.nn.MLP(
+        self.mlp = _mlp(
             2 * state_size if complex_state else state_size,
             hidden_size,
             hidden_size,
-            1,
-            activation=jax.nn.gelu,
+            activation,
+            init,
             dtype=dtype,
             key=mkey,
         )
-        self.norm_out = eqx.nn.LayerNorm(hidden_size, dtype=dtype)
+        self.norm_out = norm()
 
     def __call__(
         self,
@@ -154,6 +200,7 @@ class LiquidBlock(eqx.Module):
         """
         u = jax.vmap(self.norm_in)(h)
         x0 = self.initial_state(u.dtype)
+        skip = u if self.residual == "normalised" else h
         sol = solve(
             self.neuron,
             x0,
@@ -164,7 +211,7 @@ class LiquidBlock(eqx.Module):
             throw=False,
         )
         states = _raise_if_failed(sol, index, self.neuron)
-        return self._read_out(h, states), sol
+        return self._read_out(skip, states), sol
 
     def initial_state(self, dtype) -> Array:
         """$x_0 = 0$ in the neuron's state dtype."""
@@ -183,12 +230,13 @@ class LiquidBlock(eqx.Module):
         x = discretisation.step(
             self.neuron, x, self.neuron.drive(u), jnp.asarray(dt, jnp.real(x).dtype)
         )
-        return x, self._read_out(h[None], x[None])[0]
+        skip = u if self.residual == "normalised" else h
+        return x, self._read_out(skip[None], x[None])[0]
 
-    def _read_out(self, h, states):
+    def _read_out(self, skip, states):
         if jnp.iscomplexobj(states):
             states = jnp.concatenate([jnp.real(states), jnp.imag(states)], axis=-1)
-        return jax.vmap(self.norm_out)(h + jax.vmap(self.mlp)(states))
+        return jax.vmap(self.norm_out)(skip + jax.vmap(self.mlp)(states))
 
 
 # Every RESULTS message, in index order, for the block-naming errors below.
@@ -263,6 +311,10 @@ class LrcSSM(eqx.Module):
     num_blocks: int = eqx.field(static=True)
     task: str = eqx.field(static=True)
     dt: float = eqx.field(static=True)
+    activation: str = eqx.field(static=True)
+    norm_affine: bool = eqx.field(static=True)
+    residual: str = eqx.field(static=True)
+    init: str = eqx.field(static=True)
     neuron_name: str | None = eqx.field(static=True)
     dtype_name: str = eqx.field(static=True)
 
@@ -279,6 +331,10 @@ class LrcSSM(eqx.Module):
         discretisation: AbstractDiscretisation = Euler(),
         task: Literal["classification", "regression"] = "classification",
         dt: float = 1.0,
+        activation: Literal["gelu", "relu"] = "gelu",
+        norm_affine: bool = True,
+        residual: Literal["input", "normalised"] = "input",
+        init: Literal["default", "he_uniform"] = "default",
         dtype=None,
         key: PRNGKeyArray,
     ):
@@ -314,6 +370,16 @@ class LrcSSM(eqx.Module):
             `(T, num_outputs)`).
         - `dt`: the step size $\Delta t$ of the liquid layers when no time stamps are
             given to the model.
+        - `activation`: of every MLP (encoder, blocks, decoder): `"gelu"` (default)
+            or `"relu"` (the reference implementation's).
+        - `norm_affine`: whether the LayerNorms have a learned scale and shift
+            (default `True`; the reference's have none).
+        - `residual`: what the block's MLP output is added to before the output
+            LayerNorm: `"input"` (the block's input, default) or `"normalised"` (the
+            normalised block input that drives the liquid layer, as the reference
+            does).
+        - `init`: of the MLPs' weights: `"default"` (Equinox's) or `"he_uniform"`
+            (He-uniform weights and zero biases, the reference's).
         - `dtype`: the floating dtype of the parameters (default: JAX's default
             float). Inputs are cast to it.
         - `key`: a `jax.random.key`.
@@ -334,6 +400,18 @@ class LrcSSM(eqx.Module):
             )
         if task not in _TASKS:
             raise ValueError(f"`task` must be one of {_TASKS}, got {task!r}.")
+        if activation not in _ACTIVATIONS:
+            raise ValueError(
+                f"`activation` must be one of {tuple(_ACTIVATIONS)}, got {activation!r}."
+            )
+        if residual not in _RESIDUALS:
+            raise ValueError(
+                f"`residual` must be one of {_RESIDUALS}, got {residual!r}."
+            )
+        if init not in _INITS:
+            raise ValueError(f"`init` must be one of {_INITS}, got {init!r}.")
+        if not isinstance(norm_affine, bool):
+            raise TypeError(f"`norm_affine` must be a bool, got {norm_affine!r}.")
         if not isinstance(dt, int | float) or isinstance(dt, bool) or not dt > 0:
             raise ValueError(f"`dt` must be a positive number, got {dt!r}.")
         if not isinstance(discretisation, AbstractDiscretisation):
@@ -359,28 +437,42 @@ class LrcSSM(eqx.Module):
                 f"callable factory, got {type(neuron).__name__}."
             )
         ekey, dkey, *bkeys = jr.split(key, num_blocks + 2)
-        self.encoder = eqx.nn.MLP(
+        self.encoder = _mlp(
             input_size,
             hidden_size,
             hidden_size,
-            1,
-            activation=jax.nn.gelu,
+            activation,
+            init,
             dtype=dtype,
             key=ekey,
         )
         self.blocks = tuple(
-            LiquidBlock(hidden_size, state_size, factory, dtype=dtype, key=k)
+            LiquidBlock(
+                hidden_size,
+                state_size,
+                factory,
+                activation=activation,
+                norm_affine=norm_affine,
+                residual=residual,
+                init=init,
+                dtype=dtype,
+                key=k,
+            )
             for k in bkeys
         )
-        self.decoder = eqx.nn.MLP(
+        self.decoder = _mlp(
             hidden_size,
             num_outputs,
             hidden_size,
-            1,
-            activation=jax.nn.gelu,
+            activation,
+            init,
             dtype=dtype,
             key=dkey,
         )
+        self.activation = activation
+        self.norm_affine = norm_affine
+        self.residual = residual
+        self.init = init
         self.solver = solver
         self.discretisation = discretisation
         self.input_size = input_size
@@ -422,6 +514,10 @@ class LrcSSM(eqx.Module):
             "discretisation": discretisation,
             "task": self.task,
             "dt": self.dt,
+            "activation": self.activation,
+            "norm_affine": self.norm_affine,
+            "residual": self.residual,
+            "init": self.init,
             "dtype": self.dtype_name,
         }
 
@@ -450,6 +546,10 @@ class LrcSSM(eqx.Module):
             "discretisation",
             "task",
             "dt",
+            "activation",
+            "norm_affine",
+            "residual",
+            "init",
             "dtype",
         }
         unknown = set(config) - known
