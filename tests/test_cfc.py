@@ -354,3 +354,55 @@ def test_float32(getkey):
     assert seq.states.dtype == par.states.dtype == jnp.float32
     reference = numpy_diagonal_cfc(neuron, x0, inputs, np.ones(50))
     np.testing.assert_allclose(par.states, reference, rtol=0, atol=1e-5)
+
+
+# --- In a model ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("cls", [DiagonalCfC, CfC])
+def test_lrcssm_learns_with_cfc(cls, getkey):
+    """An LrcSSM with CfC layers (`discretisation=ClosedForm()`, the model's default
+    parallel solver) learns a task that needs memory: the sign of the sum of the
+    first channel over the sequence. Adam on a fixed batch, written out here."""
+    import functools
+
+    import optax
+
+    from lrc_toolkit.models import LrcSSM
+
+    n, T_ = 48, 12
+    x = jax.random.normal(getkey(), (n, T_, 2), jnp.float64)
+    y = (jnp.sum(x[:, :, 0], axis=1) > 0).astype(jnp.int32)
+    model = LrcSSM(
+        input_size=2,
+        num_outputs=2,
+        hidden_size=8,
+        state_size=4,
+        num_blocks=1,
+        neuron=functools.partial(cls, backbone_units=8, dtype=jnp.float64),
+        discretisation=ClosedForm(),
+        dtype=jnp.float64,
+        key=getkey(),
+    )
+
+    def loss(model):
+        logits = jax.vmap(model)(x)
+        return jnp.mean(optax.softmax_cross_entropy_with_integer_labels(logits, y))
+
+    optimiser = optax.adam(3e-2)
+    state = optimiser.init(eqx.filter(model, eqx.is_inexact_array))
+
+    @eqx.filter_jit
+    def train_step(model, state):
+        value, grads = eqx.filter_value_and_grad(loss)(model)
+        with jax.numpy_dtype_promotion("standard"):  # optax mixes its int32 count
+            updates, state = optimiser.update(grads, state)
+        return eqx.apply_updates(model, updates), state, value
+
+    first = float(loss(model))
+    for _ in range(40):
+        model, state, value = train_step(model, state)
+    predicted = np.argmax(np.asarray(jax.vmap(model)(x)), axis=-1)
+    accuracy = float(np.mean(predicted == np.asarray(y)))
+    assert float(value) < 0.5 * first
+    assert accuracy >= 0.9

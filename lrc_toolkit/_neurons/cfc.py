@@ -11,7 +11,7 @@ $$
 with four heads $\mathrm{ff}_1, \mathrm{ff}_2, a, b$ computed from $(u, x)$. The
 discretisation [`ClosedForm`][lrc_toolkit.ClosedForm] evaluates this map; the
 neurons' `vector_field` is its time derivative at $t = 0$ (see
-[`AbstractCfC.vector_field`][lrc_toolkit.AbstractCfC.vector_field]).
+`AbstractCfC.vector_field`).
 """
 
 import abc
@@ -86,7 +86,7 @@ class AbstractCfC(AbstractLiquidNeuron):
 
     A subclass computes the pre-activations of the four heads from the state and the
     precomputed [`drive`][lrc_toolkit.AbstractLiquidNeuron.drive] in
-    [`preactivations`][lrc_toolkit.AbstractCfC.preactivations]; this class turns them
+    `preactivations`; this class turns them
     into $\mathrm{ff}_1 = \tanh(\cdot)$, $\mathrm{ff}_2 = \tanh(\cdot)$, $a$, $b$ and
     gives the closed-form step and its time derivative.
 
@@ -362,8 +362,9 @@ class DiagonalCfC(AbstractCfC):
         - `backbone_layers`: the number of backbone layers (default 1); with 0 the
             heads read $u$ directly.
         - `dtype`: the floating dtype of the parameters (default: JAX's default).
-        - `key`: a `jax.random.key`. Weights are Glorot-uniform, biases and the
-            diagonal state weights $w$ uniform in $\pm 1/\sqrt{\text{fan-in}}$.
+        - `key`: a `jax.random.key`. Weights are Glorot-uniform, biases uniform in
+            $\pm 1/\sqrt{\text{fan-in}}$, the diagonal state weights $w$ uniform in
+            $\pm 1/\sqrt{D}$.
         """
         _check_options(
             state_size,
@@ -383,7 +384,8 @@ class DiagonalCfC(AbstractCfC):
         self.head_weight, self.head_bias = _heads(
             keys[-2], state_size, widths[-1], dtype
         )
-        bound = 1 / math.sqrt(widths[-1])
+        # The diagonal recurrent weights as the diagonal gated cells': ±1/√D.
+        bound = 1 / math.sqrt(state_size)
         self.head_state = uniform(keys[-1], (4, state_size), -bound, bound, dtype)
         self.state_size = state_size
         self.input_size = input_size
