@@ -92,40 +92,57 @@ def naive_quasi_newton(neuron, x0, inputs, *, tol=1e-4, max_iters=None):
     return X, k
 
 
-def compiled_memory(f: Callable, *args) -> dict[str, float]:
-    """XLA's buffer assignment for the jitted `f(*args)` (CPU: exact for the compiled
-    program, excludes the Python process and allocator slack). `peak_mib` is
-    arguments + outputs + temporaries - aliased, in MiB."""
-    m = f.lower(*args).compile().memory_analysis()
+def compile_with_memory(f: Callable, *args) -> tuple[Callable, dict[str, float]]:
+    """Compile the jitted `f` for `args` once: returns the compiled executable (call
+    it with the same `args`) and XLA's buffer assignment for it (see
+    `compiled_memory`)."""
+    compiled = f.lower(*args).compile()
+    m = compiled.memory_analysis()
     mib = 2.0**20
     if m is None:
-        return {"peak_mib": float("nan"), "temp_mib": float("nan")}
+        return compiled, {"peak_mib": float("nan"), "temp_mib": float("nan")}
     peak = (
         m.argument_size_in_bytes
         + m.output_size_in_bytes
         + m.temp_size_in_bytes
         - m.alias_size_in_bytes
     )
-    return {"peak_mib": peak / mib, "temp_mib": m.temp_size_in_bytes / mib}
+    return compiled, {"peak_mib": peak / mib, "temp_mib": m.temp_size_in_bytes / mib}
+
+
+def compiled_memory(f: Callable, *args) -> dict[str, float]:
+    """XLA's buffer assignment for the jitted `f(*args)` (CPU: exact for the compiled
+    program, excludes the Python process and allocator slack). `peak_mib` is
+    arguments + outputs + temporaries - aliased, in MiB."""
+    return compile_with_memory(f, *args)[1]
 
 
 def time_interleaved(
     contenders: dict[str, Callable[[], object]],
     check: Callable[[str, object], None],
     repeats: int,
+    budget_s: float | None = None,
 ) -> dict[str, list[float]]:
     """Call every contender once untimed (compile + warm-up), then `repeats` rounds,
     each timing every contender once in turn (blocking on the result) and checking
-    its output with `check(name, output)`. Returns seconds per call."""
+    its output with `check(name, output)`. Returns seconds per call.
+
+    With `budget_s`, rounds stop early (after at least one) once another round
+    would take the time since the first round past `budget_s`, so the lists can be
+    shorter than `repeats`."""
     for name, f in contenders.items():
         check(name, jax.block_until_ready(f()))
     times = {name: [] for name in contenders}
-    for _ in range(repeats):
+    start = time.perf_counter()
+    for k in range(repeats):
         for name, f in contenders.items():
             t0 = time.perf_counter()
             out = jax.block_until_ready(f())
             times[name].append(time.perf_counter() - t0)
             check(name, out)
+        elapsed = time.perf_counter() - start
+        if budget_s is not None and elapsed * (k + 2) / (k + 1) > budget_s:
+            break
     return times
 
 
