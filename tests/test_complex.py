@@ -35,7 +35,7 @@ def test_parameters_are_real_and_complex_where_asked(getkey):
         lt.ComplexLRC(D, P, complex_parameters=("W_u",), key=getkey())
     with pytest.raises(TypeError, match="complex x0"):
         x0, inputs = jnp.zeros(D, jnp.float32), jnp.zeros((T, P), jnp.float32)
-        lt.solve_sequential(neuron, x0, inputs)
+        lt.solve(neuron, x0, inputs, solver=lt.Sequential())
 
 
 def test_step_is_holomorphic(getkey):
@@ -64,26 +64,30 @@ def test_real_parameters_on_a_real_state_is_the_lrc(getkey):
         [getattr(neuron, n) for n in names],
     )
     x0 = jnp.real(x0)
-    states = lt.solve_parallel(neuron, x0.astype(jnp.complex128), inputs).states
+    states = lt.solve(
+        neuron, x0.astype(jnp.complex128), inputs, solver=lt.ParallelNewton()
+    ).states
     assert max_abs_diff(jnp.imag(states), jnp.zeros_like(x0)) == 0
     assert max_abs_diff(jnp.real(states), python_loop(lrc, x0, inputs)) <= 1e-12
 
 
 def test_gradients_match_autodiff_through_scan(getkey):
     """Gradients of a real loss of Re(C x) through the parallel solver's fixed-point
-    adjoint equal autodiff through `solve_sequential`, for the parameters (all
-    real leaves), the complex initial state and the inputs."""
+    adjoint equal autodiff through the `lax.scan` of `Sequential(autodiff=True)`,
+    for the parameters (all real leaves), the complex initial state and the
+    inputs."""
     neuron, x0, inputs = _setup(getkey)
     C = jax.random.normal(getkey(), (4, 2 * D), jnp.float64)
 
-    def loss(solve, args):
+    def loss(solver, args):
         neuron, x0, inputs = args
-        y = neuron.as_real(solve(neuron, x0, inputs).states) @ C.T
+        states = lt.solve(neuron, x0, inputs, solver=solver).states
+        y = neuron.as_real(states) @ C.T
         return jnp.sum(jnp.tanh(y) ** 2)
 
     grads = [
-        eqx.filter_grad(lambda a: loss(solve, a))((neuron, x0, inputs))
-        for solve in (lt.solve_sequential, lt.solve_parallel)
+        eqx.filter_grad(lambda a: loss(solver, a))((neuron, x0, inputs))
+        for solver in (lt.Sequential(autodiff=True), lt.ParallelNewton())
     ]
     assert max_abs_diff(grads[0], grads[1]) <= 1e-9
     assert float(jnp.max(jnp.abs(grads[0][0].w_x_imag))) > 0

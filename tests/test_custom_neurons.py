@@ -78,21 +78,24 @@ def test_custom_diagonal_neuron_in_every_view(getkey):
     neuron = Leaky(D, P, key=getkey())
     x0, inputs = _data(getkey)
     reference = python_loop(neuron, x0, inputs)
-    ts = jnp.arange(1, T + 1, dtype=jnp.float64)
-    views = {
-        "sequential": lt.solve_sequential(neuron, x0, inputs).states,
-        "parallel": lt.solve_parallel(neuron, x0, inputs).states,
-        "ode": lt.solve_ode(neuron, ts, inputs, x0, solver=diffrax.Euler()).states,
+    solvers = {
+        "sequential": lt.Sequential(),
+        "parallel": lt.ParallelNewton(),
+        "ode": lt.ODE(diffrax.Euler()),
     }
-    for name, states in views.items():
+    for name, solver in solvers.items():
+        states = lt.solve(neuron, x0, inputs, solver=solver).states
         assert max_abs_diff(states, reference) <= 1e-9, name
     lt.check_jacobian_structure(neuron)
-    comparison = lt.compare_views(neuron, inputs, x0, repeats=1)
+    comparison = lt.compare_views(neuron, x0, inputs, repeats=1)
     assert comparison.parallel_vs_sequential["max"] <= 1e-9
+    assert comparison.outcomes == {"sequential": "", "parallel": "", "ode": ""}
     # Gradients through the parallel solver's adjoint equal autodiff through scan.
-    loss = lambda solve: lambda n: jnp.sum(jnp.sin(solve(n, x0, inputs).states))
-    g_seq = eqx.filter_grad(loss(lt.solve_sequential))(neuron)
-    g_par = eqx.filter_grad(loss(lt.solve_parallel))(neuron)
+    loss = lambda solver: (
+        lambda n: jnp.sum(jnp.sin(lt.solve(n, x0, inputs, solver=solver).states))
+    )
+    g_seq = eqx.filter_grad(loss(lt.Sequential(autodiff=True)))(neuron)
+    g_par = eqx.filter_grad(loss(lt.ParallelNewton()))(neuron)
     assert max_abs_diff(g_seq, g_par) <= 1e-9
 
 
@@ -100,10 +103,10 @@ def test_custom_diagonal_neuron_in_every_view(getkey):
 def test_custom_dense_neuron_in_parallel(method, getkey):
     neuron = Coupled(D, P, key=getkey())
     x0, inputs = _data(getkey)
-    sol = lt.solve_parallel(neuron, x0, inputs, method=method)
+    sol = lt.solve(neuron, x0, inputs, solver=lt.ParallelNewton(method=method))
     assert max_abs_diff(sol.states, python_loop(neuron, x0, inputs)) <= 1e-9
     with pytest.raises(ValueError, match="method='dense'"):
-        lt.solve_parallel(neuron, x0, inputs, method="newton")
+        lt.solve(neuron, x0, inputs, solver=lt.ParallelNewton(method="newton"))
 
 
 class WrongShape(Leaky):
@@ -123,9 +126,9 @@ def test_wrong_output_rejected_with_a_fix(cls, what, getkey):
     neuron = cls(D, P, key=getkey())
     x0, inputs = _data(getkey)
     fix = "must return an array of the same shape and dtype as `x`"
-    for solve in (lt.solve_sequential, lt.solve_parallel):
+    for solver in (lt.Sequential(), lt.ParallelNewton(), lt.ODE(diffrax.Euler())):
         with pytest.raises(ValueError, match=what) as info:
-            solve(neuron, x0, inputs)
+            lt.solve(neuron, x0, inputs, solver=solver)
         assert fix in str(info.value)
     with pytest.raises(ValueError, match=what) as info:
         lt.check_jacobian_structure(neuron)
@@ -139,9 +142,10 @@ def test_misdeclared_diagonal_neuron(getkey):
     # The forward solve is still the recurrence (Newton's fixed point does not
     # depend on the Jacobian used), but the adjoint would be wrong: it refuses.
     x0, inputs = _data(getkey)
-    sol = lt.solve_parallel(neuron, x0, inputs)
+    newton = lt.ParallelNewton()
+    sol = lt.solve(neuron, x0, inputs, solver=newton)
     assert max_abs_diff(sol.states, python_loop(neuron, x0, inputs)) <= 1e-9
-    loss = lambda x0: jnp.sum(lt.solve_parallel(neuron, x0, inputs).states)
+    loss = lambda x0: jnp.sum(lt.solve(neuron, x0, inputs, solver=newton).states)
     with pytest.raises(Exception, match="check_jacobian_structure"):
         jax.grad(loss)(x0)
 
@@ -167,7 +171,7 @@ def test_custom_neuron_trains_inside_lrcssm(getkey):
         state_size=4,
         num_blocks=1,
         neuron=factory,
-        solver="parallel",
+        solver=lt.ParallelNewton(),
         dtype=jnp.float32,
         key=getkey(),
     )

@@ -69,22 +69,16 @@ def test_three_views_agree(name, dtype, getkey):
     x0 = _x0(neuron, dtype, getkey())
     inputs = jax.random.normal(getkey(), (T, P), dtype)
     reference = python_loop(neuron, x0, inputs, dt)
-    seq = lt.solve_sequential(neuron, x0, inputs, dt=dt).states
-    par = lt.solve_parallel(neuron, x0, inputs, dt=dt, method=method)
-    ts = dt * jnp.arange(1, T + 1, dtype=dtype)
+    seq = lt.solve(neuron, x0, inputs, solver=lt.Sequential(), dt=dt).states
+    par = lt.solve(neuron, x0, inputs, solver=lt.ParallelNewton(method=method), dt=dt)
     with warnings.catch_warnings():
         # Diffrax warns that complex support is experimental; agreement is tested.
         warnings.filterwarnings("ignore", "Complex dtype support", UserWarning)
         # One Euler step per sample interval; forward only, so the cheapest adjoint.
-        ode = lt.solve_ode(
-            neuron,
-            ts,
-            inputs,
-            x0,
-            solver=diffrax.Euler(),
-            max_steps=1,
-            adjoint=diffrax.DirectAdjoint(),
-        ).states
+        ode_solver = lt.ODE(
+            diffrax.Euler(), max_steps=1, adjoint=diffrax.DirectAdjoint()
+        )
+        ode = lt.solve(neuron, x0, inputs, solver=ode_solver, dt=dt).states
     tol = 1e-5 if dtype == jnp.float32 else 1e-9
     assert par.converged
     assert seq.dtype == par.states.dtype == ode.dtype == x0.dtype
@@ -116,8 +110,10 @@ def test_gru_is_the_standard_gru_update(getkey):
         state = (1 - z) * state + z * h_tilde
         out.append(state)
     expected = np.stack(out)
-    for solve in (lt.solve_sequential, lt.solve_parallel):
-        states = solve(neuron, jnp.asarray(h), jnp.asarray(inputs)).states
+    for solver in (lt.Sequential(), lt.ParallelNewton()):
+        states = lt.solve(
+            neuron, jnp.asarray(h), jnp.asarray(inputs), solver=solver
+        ).states
         np.testing.assert_allclose(states, expected, rtol=1e-10, atol=1e-12)
 
 
@@ -133,7 +129,9 @@ def test_mgu_is_the_standard_mgu_update(getkey):
         h_tilde = np.tanh(p.W_c @ u + np.diag(p.w_c) @ (f * state) + p.b_c)
         state = (1 - f) * state + f * h_tilde
         out.append(state)
-    states = lt.solve_parallel(neuron, jnp.asarray(h), jnp.asarray(inputs)).states
+    states = lt.solve(
+        neuron, jnp.asarray(h), jnp.asarray(inputs), solver=lt.ParallelNewton()
+    ).states
     np.testing.assert_allclose(states, np.stack(out), rtol=1e-10, atol=1e-12)
 
 
@@ -151,7 +149,9 @@ def test_lstm_is_the_cell_state_update(getkey):
         g = np.tanh(p.W_g @ u + p.w_g * h + p.b_g)
         state = f * state + i * g
         out.append(state)
-    states = lt.solve_parallel(neuron, jnp.asarray(c), jnp.asarray(inputs)).states
+    states = lt.solve(
+        neuron, jnp.asarray(c), jnp.asarray(inputs), solver=lt.ParallelNewton()
+    ).states
     np.testing.assert_allclose(states, np.stack(out), rtol=1e-10, atol=1e-12)
 
 
@@ -180,31 +180,84 @@ def test_gated_gradients_match_autodiff_through_scan(name, getkey):
     inputs = jax.random.normal(getkey(), (T, P), jnp.float64)
     weights = jax.random.normal(getkey(), (T, D), jnp.float64)
 
-    def loss(solve, args):
+    def loss(solver, args):
         neuron, x0, inputs = args
-        return jnp.sum(weights * jnp.sin(solve(neuron, x0, inputs).states))
+        states = lt.solve(neuron, x0, inputs, solver=solver).states
+        return jnp.sum(weights * jnp.sin(states))
 
+    # Reverse-mode autodiff through lax.scan vs the parallel fixed-point adjoint.
     grads = [
-        eqx.filter_grad(lambda a: loss(solve, a))((neuron, x0, inputs))
-        for solve in (lt.solve_sequential, lt.solve_parallel)
+        eqx.filter_grad(lambda a: loss(solver, a))((neuron, x0, inputs))
+        for solver in (lt.Sequential(autodiff=True), lt.ParallelNewton())
     ]
     assert max_abs_diff(grads[0], grads[1]) <= 1e-9
 
 
+# The published cells' equations as ODEs, transcribed with numpy from DESIGN.md
+# ("Diagonal gated cells") and the neurons' docstrings: the affine form (A, b) of
+# dx/dt = A x + b, with A, b written from the gates, not from the code's
+# `affine_form`.
+
+
+def _gru_affine(p, x, u):
+    z = _sigmoid(p.W_z @ u + p.w_z * x + p.b_z)
+    r = _sigmoid(p.W_r @ u + p.w_r * x + p.b_r)
+    c = np.tanh(p.W_c @ u + p.w_c * (r * x) + p.b_c)
+    return -z, z * c  # dx/dt = z (c - x)
+
+
+def _mgu_affine(p, x, u):
+    f = _sigmoid(p.W_f @ u + p.w_f * x + p.b_f)
+    c = np.tanh(p.W_c @ u + p.w_c * (f * x) + p.b_c)
+    return -f, f * c  # dx/dt = f (c - x)
+
+
+def _lstm_affine(p, x, u):
+    h = np.tanh(x)
+    i = _sigmoid(p.W_i @ u + p.w_i * h + p.b_i)
+    f = _sigmoid(p.W_f @ u + p.w_f * h + p.b_f)
+    g = np.tanh(p.W_g @ u + p.w_g * h + p.b_g)
+    return f - 1, i * g  # dx/dt = (f - 1) x + i g
+
+
+PUBLISHED = {"gru": _gru_affine, "mgu": _mgu_affine, "lstm": _lstm_affine}
+
+
+@pytest.mark.parametrize("name", list(GATED))
+def test_gated_vector_field_is_the_published_ode(name, getkey):
+    """`vector_field` (and `affine_form`) equal the numpy transcription of the
+    published cell's ODE at random states and inputs, including large states where
+    the gates saturate."""
+    neuron = GATED[name](D, P, dtype=jnp.float64, key=getkey())
+    p = _np(neuron)
+    xs = 3 * np.asarray(jax.random.normal(getkey(), (6, D), jnp.float64))
+    us = np.asarray(jax.random.normal(getkey(), (6, P), jnp.float64))
+    for x, u in zip(xs, us):
+        A, b = PUBLISHED[name](p, x, u)
+        field = neuron.vector_field(jnp.asarray(x), jnp.asarray(u))
+        np.testing.assert_allclose(field, A * x + b, rtol=1e-12, atol=1e-14)
+        got_A, got_b = neuron.affine_form(jnp.asarray(x), neuron.drive(jnp.asarray(u)))
+        np.testing.assert_allclose(got_A, A, rtol=1e-12, atol=1e-14)
+        np.testing.assert_allclose(got_b, b, rtol=1e-12, atol=1e-14)
+
+
 @pytest.mark.parametrize("name", list(GATED))
 def test_gated_semi_implicit_step(name, getkey):
-    """The affine form A x + b equals the vector field, so the semi-implicit step
-    is (x + b) / (1 - A) and both solvers evaluate it."""
+    """The semi-implicit step of the published ODE, (x + Δt b) / (1 - Δt A) with
+    (A, b) from the numpy transcription, in both solvers, at Δt = 0.7."""
     neuron = GATED[name](D, P, dtype=jnp.float64, key=getkey())
+    p = _np(neuron)
     x0 = jax.random.normal(getkey(), (D,), jnp.float64)
     inputs = jax.random.normal(getkey(), (T, P), jnp.float64)
-    x, expected = x0, []
-    for u in inputs:
-        d = neuron.drive(u)
-        A, b = neuron.affine_form(x, d)
-        np.testing.assert_allclose(A * x + b, neuron.vector_field(x, u), rtol=1e-12)
-        x = (x + b) / (1 - A)
+    dt = 0.7
+    x, expected = np.asarray(x0), []
+    for u in np.asarray(inputs):
+        A, b = PUBLISHED[name](p, x, u)
+        x = (x + dt * b) / (1 - dt * A)
         expected.append(x)
     disc = lt.SemiImplicitEuler()
-    states = lt.solve_parallel(neuron, x0, inputs, discretisation=disc).states
-    assert max_abs_diff(states, jnp.stack(expected)) <= 1e-10
+    for solver in (lt.Sequential(), lt.ParallelNewton()):
+        states = lt.solve(
+            neuron, x0, inputs, solver=solver, dt=dt, discretisation=disc
+        ).states
+        assert max_abs_diff(states, np.stack(expected)) <= 1e-10
