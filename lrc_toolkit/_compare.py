@@ -21,7 +21,7 @@ from ._solve.solve import solve
 
 @dataclasses.dataclass(frozen=True)
 class ViewComparison:
-    """The outcome of [`compare_views`][lrc_toolkit.compare_views].
+    r"""The outcome of [`compare_views`][lrc_toolkit.compare_views].
 
     **Attributes:**
 

@@ -77,7 +77,7 @@ class AbstractDiscretisation(eqx.Module):
         dt: Real[Array, "*T"],
         factor: Inexact[Array, "*T D"],
     ) -> Bool[Array, "*T D"]:
-        """Where the step amplifies a component that the ODE damps: the step factor
+        r"""Where the step amplifies a component that the ODE damps: the step factor
         $|\partial\Phi_i/\partial x_i| > 1$ while
         $\mathrm{Re}\,\partial f_i/\partial x_i < 0$ at `x` (genuinely expanding
         dynamics are not flagged). `factor` is the diagonal step factor at `x`;

@@ -38,11 +38,11 @@ class RESULTS(diffrax.RESULTS):  # pyright: ignore
 
 
 class Solution(eqx.Module):
-    """The result of [`solve`][lrc_toolkit.solve], whichever solver ran.
+    r"""The result of [`solve`][lrc_toolkit.solve], whichever solver ran.
 
     **Attributes:**
 
-    - `states`: the states $x_1, \\dots, x_T$, shape `(T, D)` (the initial state
+    - `states`: the states $x_1, \dots, x_T$, shape `(T, D)` (the initial state
         $x_0$ is not included).
     - `ts`: the times of `states` when time stamps were given (or for the
         [`ODE`][lrc_toolkit.ODE] solver), else `None`.

@@ -161,7 +161,7 @@ def all_finite(states: Array) -> Array:
 
 
 def diagonal_factors(neuron, discretisation, prev, states, d, dt):
-    """The diagonal step factors $\partial\Phi_i/\partial x_i$ at every step, by
+    r"""The diagonal step factors $\partial\Phi_i/\partial x_i$ at every step, by
     one JVP along ones (exact for a diagonal neuron)."""
     step = lambda p: jax.vmap(
         lambda x, g, dd, h: discretisation.newton_step(neuron, x, g, dd, h)
@@ -170,7 +170,7 @@ def diagonal_factors(neuron, discretisation, prev, states, d, dt):
 
 
 def stability_stats(factor, unstable) -> tuple[Array, Array]:
-    """`(max_factor, unstable)`: the largest $|\partial\Phi_i/\partial x_i|$ and
+    r"""`(max_factor, unstable)`: the largest $|\partial\Phi_i/\partial x_i|$ and
     whether any component was flagged by the discretisation's `unstable`."""
     factor, unstable = jax.lax.stop_gradient((factor, unstable))
     real = jnp.finfo(factor.dtype).dtype

@@ -657,7 +657,7 @@ class LrcSSM(eqx.Module):
         *,
         ts: Float[ArrayLike, " T"] | None = None,
     ) -> Float[Array, "..."]:
-        """Run the model on one sequence.
+        r"""Run the model on one sequence.
 
         **Arguments:**
 
