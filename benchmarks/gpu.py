@@ -3,16 +3,18 @@ forward + gradient, and the LrcSSM training step of three of the paper's presets
 on the first device JAX sees.
 
     bash benchmarks/gpu.sh        # = python benchmarks/gpu.py --out benchmarks/results/gpu
-    python benchmarks/gpu.py --smoke --out /tmp/gpu    # tiny sizes, on a CPU, < 1 min
+    python benchmarks/gpu.py --smoke --out /tmp/gpu    # tiny sizes, ~1 min of CPU
 
 **Solver grid.** An LRC with D = P in {64, 256}, T in {4096, 16384, 65536, 262144},
-batch 16 (vmapped), float32 (`_common.problem`): the parallel solver (Newton +
-associative scan, fixed-point gradient) against the sequential one (`lax.scan`,
-autodiff through it). Each program is compiled ahead of time once (XLA's memory
-analysis of that compilation is `peak_mib`), the contenders are timed interleaved
-in one process (`_common.time_interleaved`, medians), every timed output is
-compared with the sequential one, and the parallel solver's Newton iterations (the
-largest over the batch) are recorded. The gradient is that of
+batch 16 (vmapped), float32 (`_common.problem`): `lt.solve(...,
+solver=lt.ParallelNewton())` (Newton + associative scan) against
+`solver=lt.Sequential()` (`lax.scan`, the reference); both differentiate at the
+fixed point, and the gradient is also timed by autodiff through the scan
+(`Sequential(autodiff=True)`). Each program is compiled ahead of time once (XLA's
+memory analysis of that compilation is `peak_mib`), the contenders are timed
+interleaved in one process (`_common.time_interleaved`, medians), every timed
+output is compared with the reference's, and the parallel solver's Newton
+iterations (the largest over the batch) are recorded. The gradient is that of
 mean(sum(w * states)) with respect to the neuron and the inputs.
 
 **Training.** One jit-compiled step (forward + gradient + `optax` clip by global
@@ -114,6 +116,9 @@ TASKS = (
 
 @dataclasses.dataclass(frozen=True)
 class Suite:
+    """What one run measures: the solver grid (`T`, `D`, `batch`), the training
+    tasks (`tasks`, `train_batch`) and the guards' defaults."""
+
     T: tuple[int, ...]
     D: tuple[int, ...]
     batch: int
@@ -661,26 +666,21 @@ def summary(solver_rows, training_rows, suite: Suite) -> str:
     return "\n".join(lines)
 
 
-def plot(solver_rows, training_rows, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    ok = [r for r in solver_rows if r["status"] == "ok"]
-    fig, axes = plt.subplots(2, 2, figsize=(10, 7.5))
-    for ax, mode in zip(axes[0], MODES):
-        for name, D in sorted({(r["contender"], r["D"]) for r in ok}):
-            pts = sorted(
-                (r["T"], r["median_ms"])
-                for r in ok
-                if (r["mode"], r["contender"], r["D"]) == (mode, name, D)
-            )
+def plot_times(ax, ok: list[dict], mode: str) -> None:
+    for name, D in sorted({(r["contender"], r["D"]) for r in ok}):
+        pts = sorted(
+            (r["T"], r["median_ms"])
+            for r in ok
+            if (r["mode"], r["contender"], r["D"]) == (mode, name, D)
+        )
+        if pts:
             ax.loglog(*zip(*pts), "o-", label=f"{name}, D={D}")
-        ax.set_title(f"{mode} (batch {ok[0]['batch'] if ok else '?'})")
-        ax.set_xlabel("T")
-        ax.set_ylabel("time (ms, median)")
-    ax = axes[1][0]
+    ax.set_title(f"{mode} (batch {ok[0]['batch'] if ok else '?'})")
+    ax.set_xlabel("T")
+    ax.set_ylabel("time (ms, median)")
+
+
+def plot_speedups(ax, ok: list[dict]) -> None:
     curves = [
         ("forward", "speedup_vs_scan", "o-"),
         ("gradient", "speedup_vs_scan", "o-"),
@@ -702,21 +702,41 @@ def plot(solver_rows, training_rows, path: Path) -> None:
         ax.axhline(TARGETS[mode], ls=":", c="gray")
     ax.set_title("parallel speed-up over lax.scan (dotted: targets)")
     ax.set_xlabel("T")
-    ax = axes[1][1]
-    tasks = list(dict.fromkeys(r["task"] for r in training_rows))
-    for j, name in enumerate(CONTENDERS["training"]):
-        vals = [
-            (find(training_rows, task=t, contender=name) or {}).get(
-                "s_per_1000_steps", float("nan")
-            )
+
+
+def plot_training(ax, rows: list[dict]) -> None:
+    tasks = list(dict.fromkeys(r["task"] for r in rows))
+    bars = {
+        name: [
+            (find(rows, task=t, contender=name) or {}).get("s_per_1000_steps")
             for t in tasks
         ]
-        ax.bar([i + 0.27 * (j - 1) for i in range(len(tasks))], vals, 0.27, label=name)
-    paper = [find(training_rows, task=t)["paper_a100_s_per_1000"] for t in tasks]
-    ax.bar([i + 0.27 for i in range(len(tasks))], paper, 0.27, label="paper (A100)")
+        for name in CONTENDERS["training"]
+    }
+    bars["paper (A100)"] = [find(rows, task=t)["paper_a100_s_per_1000"] for t in tasks]
+    width = 0.8 / len(bars)
+    for j, (name, values) in enumerate(bars.items()):
+        x = [i + width * (j - (len(bars) - 1) / 2) for i in range(len(tasks))]
+        ax.bar(x, [float("nan") if v is None else v for v in values], width, label=name)
     ax.set_xticks(range(len(tasks)), [SHORT.get(t, t) for t in tasks], fontsize=8)
     ax.set_yscale("log")
     ax.set_title("training step (s / 1000 steps)")
+
+
+def plot(solver_rows, training_rows, path: Path) -> None:
+    """Times against T (forward, gradient), speed-ups with the targets, and the
+    training step against the paper's A100 figures, in one PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    ok = [r for r in solver_rows if r["status"] == "ok"]
+    fig, axes = plt.subplots(2, 2, figsize=(10, 7.5))
+    plot_times(axes[0][0], ok, "forward")
+    plot_times(axes[0][1], ok, "gradient")
+    plot_speedups(axes[1][0], ok)
+    plot_training(axes[1][1], training_rows)
     for ax in axes.flat:
         ax.grid(True, which="both", alpha=0.3)
         if ax.get_legend_handles_labels()[0]:

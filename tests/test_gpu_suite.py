@@ -244,3 +244,76 @@ def test_rounds_within_budget(gpu):
     assert len(times["a"]) == 3
     times = gpu.time_interleaved({"a": slow}, lambda n, o: None, 3, -1.0)
     assert len(times["a"]) == 1
+
+
+def test_summary_and_plot_with_skips(gpu, tmp_path):
+    """What a GPU run with skipped configurations writes: the targets read at
+    (T, D) = (65536, 64), judged against the bounds, or 'not measured' with the
+    reason; the figure still drawn."""
+
+    def row(T, mode, contender, ms, **kw):
+        return dict(T=T, D=64, batch=16, mode=mode, contender=contender,
+                    status="ok", median_ms=ms, **kw)  # fmt: skip
+
+    solver = [
+        row(65536, "forward", "sequential", 500.0, speedup_vs_scan=1.0),
+        row(
+            65536,
+            "forward",
+            "parallel",
+            4.0,
+            speedup_vs_scan=125.0,
+            speedup_vs_autodiff="",
+            iterations=4,
+            max_abs_err=2e-6,
+        ),  # fmt: skip
+        row(65536, "gradient", "sequential", 900.0, speedup_vs_scan=1.0),
+        row(65536, "gradient", "sequential_autodiff", 1800.0, speedup_vs_scan=0.5),
+        row(
+            65536,
+            "gradient",
+            "parallel",
+            45.0,
+            speedup_vs_scan=20.0,
+            speedup_vs_autodiff=40.0,
+            grad_rel_err=1e-6,
+        ),  # fmt: skip
+        dict(
+            T=262144,
+            D=64,
+            batch=16,
+            mode="forward",
+            contender="all",
+            status="skipped: time (needs ~90 s, 10 s left)",
+        ),  # fmt: skip
+    ]
+    training = [
+        dict(
+            task="EigenWorms",
+            contender="all",
+            status="skipped: OOM (at run time)",
+            paper_a100_s_per_1000=33.0,
+        ),  # fmt: skip
+        dict(
+            task="SelfRegulationSCP1",
+            contender="parallel",
+            status="ok",
+            s_per_1000_steps=8.0,
+            paper_a100_s_per_1000=12.0,
+        ),  # fmt: skip
+    ]
+    text = gpu.summary(solver, training, gpu.FULL)
+    assert "at T = 65536, D = 64, batch 16" in text
+    assert "forward >= 100x lax.scan: 125: met" in text
+    assert "point): 20: NOT met" in text  # 30x over Sequential()
+    assert "30x autodiff through lax.scan: 40: met" in text
+    assert "<= 3 Newton iterations: 4: NOT met" in text
+    assert "<= 1e-05: 2e-06: met" in text
+    assert "skipped: time (needs ~90 s, 10 s left)" in text
+    assert "skipped: OOM (at run time)" in text
+    # nothing measured at the key point: every target says why
+    text = gpu.summary(solver[-1:], [], dataclasses.replace(gpu.FULL, key=(262144, 64)))
+    assert text.count("not measured (skipped: time (needs ~90 s, 10 s left))") == 3
+    assert text.count("not measured (not in the grid)") == 2  # no gradient row
+    gpu.plot(solver, training, tmp_path / "fig.png")
+    assert (tmp_path / "fig.png").stat().st_size > 10_000
