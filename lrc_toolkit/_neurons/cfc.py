@@ -22,7 +22,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import jax.random as jr
-from jaxtyping import Array, ArrayLike, Float, Inexact, PRNGKeyArray, Real
+from jaxtyping import Array, ArrayLike, Bool, Float, Inexact, PRNGKeyArray, Real
 
 from .._discretise import AbstractDiscretisation
 from ._init import default_float, uniform
@@ -432,3 +432,18 @@ class ClosedForm(AbstractDiscretisation):
                 "field instead, e.g. `Euler()`."
             )
         return closed_form_step(x, drive, dt)
+
+    def unstable(
+        self,
+        neuron: AbstractLiquidNeuron,
+        x: Inexact[Array, "*T D"],
+        drive,
+        dt: Real[Array, "*T"],
+        factor: Inexact[Array, "*T D"],
+    ) -> Bool[Array, "*T D"]:
+        # Never flagged: the closed form is the model itself, not a step that
+        # approximates an ODE, so a step factor |dPhi_i/dx_i| > 1 is the cell's own
+        # (learned) dynamics, not a step-size artefact. (Its vector field is not a
+        # flow it approximates: see `AbstractCfC.vector_field`.) Non-finite states
+        # are still reported by the solvers.
+        return jnp.zeros(factor.shape, bool)
