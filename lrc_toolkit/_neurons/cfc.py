@@ -201,7 +201,7 @@ class CfC(AbstractCfC):
 
     The weights have the layout of PyTorch's `nn.Linear` (`(out, in)`, the input
     columns first), so an `ncps` cell's weights load one to one:
-    `backbone[i] = (backbone[2i].weight, backbone[2i].bias)`, and
+    `backbone[i]` = (weight, bias) of the i-th `nn.Linear` of its `backbone`, and
     `head_weight = stack([ff1.weight, ff2.weight, time_a.weight, time_b.weight])`.
 
     ??? cite "References"
