@@ -194,8 +194,8 @@ class CfC(AbstractCfC):
     $$
 
     Every head sees the whole state through the backbone, so the step Jacobian is
-    dense (`jacobian_structure = "dense"`): evaluate it with `solve_sequential`, or in
-    parallel with `method="dense"` ($O(TD^3)$) or `"quasi"`. For an exact $O(TD)$
+    dense (`jacobian_structure = "dense"`): evaluate it with `Sequential()`, or in
+    parallel with `ParallelNewton(method="dense")` ($O(TD^3)$) or `"quasi"`. For an exact $O(TD)$
     parallel solve use [`DiagonalCfC`][lrc_toolkit.DiagonalCfC]. Always pass
     `discretisation=ClosedForm()` to evaluate the cell as published.
 
