@@ -22,6 +22,12 @@ from ._neurons.base import (
     AbstractAffineNeuron as AbstractAffineNeuron,
     AbstractLiquidNeuron as AbstractLiquidNeuron,
 )
+from ._neurons.cfc import (
+    AbstractCfC as AbstractCfC,
+    CfC as CfC,
+    ClosedForm as ClosedForm,
+    DiagonalCfC as DiagonalCfC,
+)
 from ._neurons.complex_lrc import ComplexLRC as ComplexLRC
 from ._neurons.dense_lrc import DenseLRC as DenseLRC
 from ._neurons.gated import (

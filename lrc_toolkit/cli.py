@@ -116,7 +116,7 @@ def add_train_parser(subparsers) -> None:
     p.set_defaults(func=run_train)
 
 
-_DISCRETISATIONS = ("euler", "semi-implicit", "implicit")
+_DISCRETISATIONS = ("euler", "semi-implicit", "implicit", "closed-form")
 
 
 def add_solver_arguments(p) -> None:
@@ -133,9 +133,9 @@ def add_solver_arguments(p) -> None:
     g.add_argument(
         "--discretisation",
         choices=_DISCRETISATIONS,
-        default="euler",
+        default=None,
         help="the step of the parallel/sequential solvers; 'implicit' (backward "
-        "Euler) for stiff neurons (default: %(default)s)",
+        "Euler) for stiff neurons (default: euler; closed-form for CfC neurons)",
     )
     g.add_argument(
         "--method",

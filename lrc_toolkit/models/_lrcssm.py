@@ -10,6 +10,7 @@ from jaxtyping import Array, ArrayLike, Bool, Float, PRNGKeyArray
 from .._discretise import AbstractDiscretisation, DiffraxStep, Euler
 from .._neurons._init import default_float
 from .._neurons.base import AbstractLiquidNeuron
+from .._neurons.cfc import AbstractCfC, CfC, ClosedForm, DiagonalCfC
 from .._neurons.complex_lrc import ComplexLRC
 from .._neurons.dense_lrc import DenseLRC
 from .._neurons.gated import GRUNeuron, LSTMNeuron, MGUNeuron
@@ -58,6 +59,10 @@ NEURONS: dict[str, NeuronFactory] = {
         D, P, complex_parameters=("w_x", "h_x", "sigma_x"), **kw
     ),
     "complex-lrc": ComplexLRC,
+    # Closed-form continuous-time cells (Hasani et al., 2022): the model steps them
+    # with `ClosedForm()`.
+    "cfc": CfC,
+    "cfc-diagonal": DiagonalCfC,
 }
 
 _TASKS = ("classification", "regression")
@@ -328,7 +333,7 @@ class LrcSSM(eqx.Module):
         num_blocks: int = 2,
         neuron: str | NeuronFactory = "lrc",
         solver: AbstractLiquidSolver = ParallelNewton(),
-        discretisation: AbstractDiscretisation = Euler(),
+        discretisation: AbstractDiscretisation | None = None,
         task: Literal["classification", "regression"] = "classification",
         dt: float = 1.0,
         activation: Literal["gelu", "relu"] = "gelu",
@@ -363,8 +368,9 @@ class LrcSSM(eqx.Module):
             [`ODE(diffrax.Euler())`][lrc_toolkit.ODE]. With the defaults all compute
             the explicit-Euler recurrence with $\Delta t = 1$.
         - `discretisation`: the map $\Phi$ of the discrete solvers (default
-            [`Euler()`][lrc_toolkit.Euler]; [`ImplicitEuler()`][lrc_toolkit.ImplicitEuler]
-            for stiff neurons).
+            [`Euler()`][lrc_toolkit.Euler], or [`ClosedForm()`][lrc_toolkit.ClosedForm]
+            for CfC neurons; [`ImplicitEuler()`][lrc_toolkit.ImplicitEuler] for
+            stiff neurons).
         - `task`: `"classification"` (outputs averaged over the valid steps: logits
             of shape `(num_outputs,)`) or `"regression"` (per-step outputs of shape
             `(T, num_outputs)`).
@@ -414,7 +420,9 @@ class LrcSSM(eqx.Module):
             raise TypeError(f"`norm_affine` must be a bool, got {norm_affine!r}.")
         if not isinstance(dt, int | float) or isinstance(dt, bool) or not dt > 0:
             raise ValueError(f"`dt` must be a positive number, got {dt!r}.")
-        if not isinstance(discretisation, AbstractDiscretisation):
+        if discretisation is not None and not isinstance(
+            discretisation, AbstractDiscretisation
+        ):
             raise TypeError(
                 "`discretisation` must be an `lrc_toolkit.AbstractDiscretisation` such "
                 f"as `Euler()`, got {type(discretisation).__name__}."
@@ -473,6 +481,15 @@ class LrcSSM(eqx.Module):
         self.norm_affine = norm_affine
         self.residual = residual
         self.init = init
+        cfc = isinstance(self.blocks[0].neuron, AbstractCfC)
+        if discretisation is None:
+            discretisation = ClosedForm() if cfc else Euler()
+        elif cfc != isinstance(discretisation, ClosedForm):
+            raise ValueError(
+                "CfC neurons are closed-form steps: use `discretisation=ClosedForm()` "
+                "with them (and only with them); got "
+                f"{type(discretisation).__name__} for {type(self.blocks[0].neuron).__name__}."
+            )
         self.solver = solver
         self.discretisation = discretisation
         self.input_size = input_size

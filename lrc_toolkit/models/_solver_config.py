@@ -12,6 +12,7 @@ from .._discretise import (
     ImplicitEuler,
     SemiImplicitEuler,
 )
+from .._neurons.cfc import ClosedForm
 from .._solve.auto import Auto
 from .._solve.base import AbstractLiquidSolver
 from .._solve.linear_scan import AssociativeScan, SequentialScan
@@ -39,6 +40,8 @@ def discretisation_to_config(d: AbstractDiscretisation) -> dict[str, Any] | None
     """A dict for `d`, or `None` if it cannot be recorded (e.g. a user-defined one)."""
     if type(d) is Euler:
         return {"type": "Euler"}
+    if type(d) is ClosedForm:
+        return {"type": "ClosedForm"}
     if type(d) is SemiImplicitEuler:
         return {"type": "SemiImplicitEuler", "substeps": d.substeps}
     if type(d) is ImplicitEuler:
@@ -111,6 +114,8 @@ def discretisation_from_config(config: dict[str, Any]) -> AbstractDiscretisation
     kind = config.pop("type", None)
     if kind == "Euler":
         return Euler()
+    if kind == "ClosedForm":
+        return ClosedForm()
     if kind == "SemiImplicitEuler":
         return SemiImplicitEuler(**config)
     if kind == "ImplicitEuler":
