@@ -765,3 +765,45 @@ def test_split_and_time_steps_reject_bad_times():
         time_steps(np.arange(3.0), np.array([True, True]))
     with pytest.raises(ValueError, match="`first` must be a positive number"):
         time_steps(np.arange(3.0), first=0.0)
+
+
+def test_load_file_npz_round_trip(tmp_path):
+    """`load_file` on an .npz equals `load_arrays` on the same arrays; masks become
+    per-series lengths, times follow; bad files raise with what to do."""
+    from lrc_toolkit.data import load_file
+
+    rng = np.random.default_rng(0)
+    N, T, C = 30, 12, 2
+    x = rng.normal(size=(N, T, C)).astype(np.float32)
+    y = rng.integers(0, 3, size=N)
+    lengths = rng.integers(5, T + 1, size=N)
+    mask = np.arange(T)[None, :] < lengths[:, None]
+    times = np.cumsum(rng.uniform(0.5, 1.5, size=(N, T)), axis=1)
+    path = tmp_path / "mine.npz"
+    np.savez(path, x=x, y=y, mask=mask, times=times)
+    ds = load_file(path, seed=3456)
+    ref = load_arrays(
+        [x[i, : lengths[i]] for i in range(N)],
+        y,
+        times=[times[i, : lengths[i]] for i in range(N)],
+        seed=3456,
+    )
+    assert ds.name == "mine"
+    for a, b in ((ds.train, ref.train), (ds.test, ref.test)):
+        np.testing.assert_array_equal(a.x, b.x)
+        np.testing.assert_array_equal(a.mask, b.mask)
+        np.testing.assert_array_equal(a.times, b.times)
+        np.testing.assert_array_equal(a.y, b.y)
+    np.savez(tmp_path / "nox.npz", y=y)
+    with pytest.raises(ValueError, match="no 'x'"):
+        load_file(tmp_path / "nox.npz")
+    np.savez(tmp_path / "flat.npz", x=x[..., 0], y=y)
+    with pytest.raises(ValueError, match=r"x\[\.\.\., None\]"):
+        load_file(tmp_path / "flat.npz")
+    holes = mask.copy()
+    holes[0, 0] = False
+    np.savez(tmp_path / "holes.npz", x=x, y=y, mask=holes)
+    with pytest.raises(ValueError, match="padding before real steps"):
+        load_file(tmp_path / "holes.npz")
+    with pytest.raises(ValueError, match="not a .npz"):
+        load_file(tmp_path / "data.csv")

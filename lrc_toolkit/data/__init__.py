@@ -4,6 +4,7 @@ your own arrays; time stamps for irregularly sampled series (the random drop of 
 neural-CDE protocol, per-step Δt)."""
 
 from ._dataset import Split as Split, UEADataset as UEADataset
+from ._files import load_file as load_file
 from ._protocol import load_arrays as load_arrays, split_sizes as split_sizes
 from ._times import DEFAULT_DROP_SEED as DEFAULT_DROP_SEED, time_steps as time_steps
 from ._uea import (
