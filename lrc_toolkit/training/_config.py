@@ -62,7 +62,7 @@ class TrainConfig:
     clip_norm: float = 1.0
     eval_batch_size: int = 64
     ties_improve: bool = False
-    perfect_patience: int | None = 5
+    perfect_patience: int | None = 10
     time_budget: int | float | None = None
 
     def __post_init__(self):

@@ -39,7 +39,7 @@ class EarlyStopping:
 
     patience: int = 20
     ties_improve: bool = False
-    perfect_patience: int | None = 5
+    perfect_patience: int | None = 10
 
     def init(self) -> dict:
         """The state before the first epoch."""
