@@ -41,6 +41,7 @@ summary, with the issue's targets marked met / not met, at the end.
 
 import argparse
 import dataclasses
+import functools
 import itertools
 import re
 import statistics
@@ -218,9 +219,8 @@ def skip_reason(
             f"{limit_bytes / 2**30:.1f} GiB)"
         )
     if predicted_s > left_s:
-        return (
-            f"skipped: time (needs ~{predicted_s:.0f} s, {max(left_s, 0):.0f} s left)"
-        )
+        need = f"needs ~{predicted_s:.0f} s, " if predicted_s > 0 else ""
+        return f"skipped: time ({need}{max(left_s, 0):.0f} s left)"
     return None
 
 
@@ -383,24 +383,31 @@ def phase(mode, args, repeats, budget_s, limit) -> tuple[list[dict], dict]:
 
 def solver_point(T, D, batch, repeats, budget_s, prev, oom) -> list[dict]:
     """The rows of one (T, D) point, forward then gradient, each behind the guard:
-    skipped if its predicted time (from `prev[(D, mode)]`, updated here) exceeds
-    what is left of `budget_s`, or if it ran out of memory at a smaller T (`oom`,
-    updated here); its timing rounds get an equal share of what is left."""
+    skipped if its predicted time (from the cost record `prev[(D, mode)]`, or the
+    last one of that mode `prev[mode]`, both updated here) exceeds what is left of
+    `budget_s`, or if it ran out of memory at a smaller T (`oom`, updated here);
+    its timing rounds get an equal share of what is left."""
     start = time.perf_counter()
-    neuron, x0, inputs = problem(T, D, batch)
-    w = jr.normal(jr.key(1), inputs.shape, jnp.float32)
-    args = dict(forward=(neuron, x0, inputs), gradient=((neuron, inputs), x0, w))
+
+    @functools.cache
+    def args():  # made only if a mode runs: skipping costs no memory
+        neuron, x0, inputs = problem(T, D, batch)
+        w = jr.normal(jr.key(1), inputs.shape, jnp.float32)
+        return dict(forward=(neuron, x0, inputs), gradient=((neuron, inputs), x0, w))
+
     size, rows = batch * T * D * D, []
     for i, mode in enumerate(MODES):
         left = budget_s - (time.perf_counter() - start)
-        reason = skip_reason(predict_seconds(prev.get((D, mode)), size), left)
+        last = prev.get((D, mode), prev.get(mode))  # else the last of another D
+        reason = skip_reason(predict_seconds(last, size), left)
         if (D, mode) in oom:
             reason = "skipped: OOM (at a smaller T)"
         if reason is None:
             try:
                 share = left / (len(MODES) - i)
-                new, cost = phase(mode, args[mode], repeats, share, device_memory()[1])
-                prev[(D, mode)] = dict(cost, size=size)
+                limit = device_memory()[1]
+                new, cost = phase(mode, args()[mode], repeats, share, limit)
+                prev[(D, mode)] = prev[mode] = dict(cost, size=size)
             except SkipConfig as e:
                 reason = str(e)
             except Exception as e:
