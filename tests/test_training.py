@@ -19,12 +19,14 @@ import lrc_toolkit as lt
 from lrc_toolkit.models import LrcSSM
 from lrc_toolkit.training import (
     _checkpoint,
+    _run_dir,
     CheckpointError,
     DEFAULT_PRESET,
     EarlyStopping,
     evaluate,
     fit,
     load_checkpoint,
+    make_optimiser,
     PRESETS,
     read_checkpoint,
     TrainConfig,
@@ -856,3 +858,34 @@ def test_train_steps_equal_clip_then_adam_by_hand():
     got = jax.tree.leaves(eqx.filter(result.last_model, eqx.is_inexact_array))
     for a, b in zip(got, expected, strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+
+
+def test_resume_a_checkpoint_of_the_previous_format(reference_run, tmp_path):
+    """A run checkpointed before the stopping rule had its own state (a top-level
+    `bad_epochs`, and none of the newer TrainConfig fields) resumes exactly."""
+    ref_dir, _ = reference_run
+    out = tmp_path / "run"
+    one = TrainConfig(**{**CONFIG.to_dict(), "epochs": 1})
+    fit(_model(), TRAIN, VAL, TEST, config=one, out_dir=out, progress=False)
+    last = out / "last.eqx"
+    meta, payload = read_checkpoint(last)
+    like = _run_dir.train_state_like(_model(), make_optimiser(CONFIG))
+    tree = _checkpoint.deserialise(last, payload, like)
+    state = meta["state"]
+    state["bad_epochs"] = state.pop("stopping")["bad_epochs"]
+    for new in ("ties_improve", "perfect_patience", "time_budget"):
+        del meta["train_config"][new]
+    del meta["model_class"]
+    _checkpoint.save_checkpoint(last, tree, meta)
+    assert not (out / "prev.eqx").exists()
+    fit(
+        _model(),
+        TRAIN,
+        VAL,
+        TEST,
+        config=CONFIG,
+        out_dir=out,
+        resume=True,
+        progress=False,
+    )
+    _assert_same_run(ref_dir, out)
