@@ -8,8 +8,9 @@ Each device count runs in its own subprocess, because JAX fixes the number of
 
 Writes `benchmarks/results/sharding.csv` with one row per (devices, task):
 
-- `solve_parallel`: the single-device solve (baseline, 1 device only);
-- `sharded forward`: `solve_parallel_sharded`, time axis over all devices;
+- `solve_parallel`: `ParallelNewton()` on one device (baseline, 1 device only);
+- `sharded forward`: `ParallelNewton(recurrence=ShardedScan(mesh))`, time axis over
+  all devices;
 - `sharded forward+grad`: the same with the gradient of a sum of the states;
 - `data-parallel step`: one Adam step of an encoder + LRC + decoder model, the
   batch split over all devices, parameters replicated.
@@ -80,12 +81,13 @@ def worker(n: int, T: int, D: int, batch: int, train_T: int, repeats: int) -> No
     neuron = lt.LRC(D, D, dtype=jnp.float32, key=k1)
     x0 = jnp.zeros(D, jnp.float32)
     inputs = jr.normal(k2, (T, D), jnp.float32)
-    sharded = eqx.filter_jit(
-        lambda n_, x, u: lt.solve_parallel_sharded(n_, x, u, mesh=mesh)
-    )
+    sharded_solver = lt.ParallelNewton(recurrence=lt.ShardedScan(mesh, "time"))
+    sharded = eqx.filter_jit(lambda n_, x, u: lt.solve(n_, x, u, solver=sharded_solver))
     iterations = int(sharded(neuron, x0, inputs).iterations)
     if n == 1:
-        single = eqx.filter_jit(lambda n_, x, u: lt.solve_parallel(n_, x, u))
+        single = eqx.filter_jit(
+            lambda n_, x, u: lt.solve(n_, x, u, solver=lt.ParallelNewton())
+        )
         row("solve_parallel", T, 1, _time(lambda: single(neuron, x0, inputs), repeats))
     row(
         "sharded forward",
@@ -96,9 +98,7 @@ def worker(n: int, T: int, D: int, batch: int, train_T: int, repeats: int) -> No
     )
     grad = eqx.filter_jit(
         eqx.filter_grad(
-            lambda n_, x, u: jnp.sum(
-                lt.solve_parallel_sharded(n_, x, u, mesh=mesh).states
-            )
+            lambda n_, x, u: jnp.sum(lt.solve(n_, x, u, solver=sharded_solver).states)
         )
     )
     row("sharded forward+grad", T, 1, _time(lambda: grad(neuron, x0, inputs), repeats))
@@ -110,8 +110,11 @@ def worker(n: int, T: int, D: int, batch: int, train_T: int, repeats: int) -> No
         decoder: eqx.nn.Linear
 
         def __call__(self, u):
-            states = lt.solve_parallel(
-                self.neuron, jnp.zeros(D, u.dtype), jax.vmap(self.encoder)(u)
+            states = lt.solve(
+                self.neuron,
+                jnp.zeros(D, u.dtype),
+                jax.vmap(self.encoder)(u),
+                solver=lt.ParallelNewton(),
             ).states
             return self.decoder(jnp.mean(states, axis=0))
 

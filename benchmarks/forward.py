@@ -1,7 +1,17 @@
-"""(a) + (d): forward time and compiled peak memory of `solve_parallel` against
-`solve_sequential` (`lax.scan`) and a naive reference-style quasi-Newton solver.
+"""(a) + (d): forward time and compiled peak memory of `ParallelNewton` against
+`Sequential` (`lax.scan`) and a naive reference-style quasi-Newton solver.
 
-    python benchmarks/forward.py [--quick] [--repeats 7]
+    python benchmarks/forward.py [--quick] [--repeats 7] [--chunks 128 256 ...]
+
+Contenders: `sequential` is `lt.Sequential(check_stability=False)`, the plain
+`lax.scan` baseline every ratio refers to; `sequential_checked` is `lt.Sequential()`
+with its per-step stability check (the check's cost); `parallel` is
+`lt.ParallelNewton()` with its defaults (the cache-blocked sweep, 512 steps per
+chunk with the CPU's sequential scan); `parallel_unchunked` the same sweep over the
+whole sequence at once (`chunk_size=T`); `parallel_assoc` the associative scan;
+`naive` the reference implementation's quasi-DEER written its way; `solve_auto`
+`lt.Auto()`. `--chunks 128 256 ...` adds `parallel_c<N>` contenders
+(`chunk_size=N`).
 
 Every contender is compiled and warmed up first, timed interleaved with the others
 in one process (`block_until_ready`), and its states are checked against the
@@ -9,6 +19,7 @@ sequential solution on every timed call. Writes `results/forward.csv` and
 `results/forward.png`; ratios are medians over the rounds, relative to `lax.scan`.
 """
 
+import argparse
 import functools
 
 import jax
@@ -20,6 +31,7 @@ from _common import (
     max_diff,
     median_ms,
     naive_quasi_newton,
+    positive,
     problem,
     sweep,
     time_interleaved,
@@ -34,33 +46,48 @@ NAIVE_JAC_LIMIT = 2**31  # bytes of the naive solver's (batch, T, D, D) Jacobian
 ELEMENT_LIMIT = 2**26  # batch * T * D above which a config is skipped
 
 
-def contenders():
-    assoc = functools.partial(lt.linear_recurrence, scan="associative")
-    return {
-        "sequential": lambda n, x0, u: lt.solve_sequential(n, x0, u).states,
-        "parallel": lambda n, x0, u: lt.solve_parallel(n, x0, u).states,
-        "parallel_assoc": lambda n, x0, u: (
-            lt.solve_parallel(n, x0, u, recurrence=assoc).states
+def with_solver(solver):
+    return lambda n, x0, u: lt.solve(n, x0, u, solver=solver).states
+
+
+def contenders(T, chunks=()):
+    """The forward contenders at sequence length `T` (name -> `f(neuron, x0, u)`)."""
+    fns = {
+        "sequential": with_solver(lt.Sequential(check_stability=False)),
+        "sequential_checked": with_solver(lt.Sequential()),
+        "parallel": with_solver(lt.ParallelNewton()),
+        "parallel_unchunked": with_solver(lt.ParallelNewton(chunk_size=T)),
+        "parallel_assoc": with_solver(
+            lt.ParallelNewton(recurrence=lt.AssociativeScan())
         ),
         "naive": lambda n, x0, u: naive_quasi_newton(n, x0, u)[0],
-        "solve_auto": lambda n, x0, u: lt.solve(n, x0, u, mode="auto").states,
+        "solve_auto": with_solver(lt.Auto()),
     }
+    for c in chunks:
+        fns[f"parallel_c{c}"] = with_solver(lt.ParallelNewton(chunk_size=c))
+    return fns
 
 
 def iterations(n, x0, u, naive=True):
     """The largest Newton iteration count over the batch (parallel, naive)."""
-    par = jax.jit(jax.vmap(lambda x0, u: lt.solve_parallel(n, x0, u).iterations))
+    par = jax.jit(
+        jax.vmap(
+            lambda x0, u: lt.solve(n, x0, u, solver=lt.ParallelNewton()).iterations
+        )
+    )
     nai = jax.jit(jax.vmap(lambda x0, u: naive_quasi_newton(n, x0, u)[1]))
     return int(jnp.max(par(x0, u))), int(jnp.max(nai(x0, u))) if naive else None
 
 
-def run(T, D, batch, repeats, names=None):
+def run(T, D, batch, repeats, names=None, chunks=()):
     row = dict(T=T, D=D, batch=batch)
     if batch * T * D > ELEMENT_LIMIT:
         return [dict(row, contender="all", status="skipped: size")]
     n, x0, u = problem(T, D, batch)
     fns = {
-        k: batched(f) for k, f in contenders().items() if names is None or k in names
+        k: batched(f)
+        for k, f in contenders(T, chunks).items()
+        if names is None or k in names
     }
     if batch * T * D * D * 4 > NAIVE_JAC_LIMIT:
         fns.pop("naive", None)
@@ -110,7 +137,9 @@ def plot(rows, path):
         1, len(configs), figsize=(4 * len(configs), 3.4), squeeze=False
     )
     for ax, (D, batch) in zip(axes[0], configs):
-        for name in ("sequential", "parallel", "parallel_assoc", "naive", "solve_auto"):
+        names = ["sequential", "sequential_checked", "parallel", "parallel_unchunked"]
+        names += ["parallel_assoc", "naive", "solve_auto"]
+        for name in names:
             pts = sorted(
                 (r["T"], r["median_ms"])
                 for r in ok
@@ -130,6 +159,15 @@ def plot(rows, path):
 
 
 def main(argv=None):
+    extra = argparse.ArgumentParser(add_help=False)
+    extra.add_argument(
+        "--chunks",
+        type=positive,
+        nargs="*",
+        help="also time ParallelNewton(chunk_size=N) for each N",
+    )
+    chunk_args, rest = extra.parse_known_args(argv)
+    chunks = tuple(chunk_args.chunks or ())
     columns = ["T", "D", "batch", "contender", "median_ms", "ratio_to_scan"]
     columns += ["iterations", "peak_mib", "status"]
     return sweep(
@@ -137,11 +175,11 @@ def main(argv=None):
         {"T": int, "D": int, "batch": int},
         QUICK,
         FULL,
-        lambda args, T, D, batch: run(T, D, batch, args.repeats),
+        lambda args, T, D, batch: run(T, D, batch, args.repeats, chunks=chunks),
         "forward",
         plot,
         columns,
-        argv,
+        rest,
     )
 
 

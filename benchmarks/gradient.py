@@ -1,6 +1,6 @@
-"""(b) + (d): forward + gradient time and compiled peak memory. Implicit (fixed-point)
-VJP of `solve_parallel` and of `solve(mode="sequential")` against autodiff through
-`lax.scan` (`solve_sequential`).
+"""(b) + (d): forward + gradient time and compiled peak memory. The fixed-point VJP
+of `ParallelNewton()` and of `Sequential()` against reverse-mode autodiff through
+`lax.scan` (`Sequential(autodiff=True, check_stability=False)`).
 
     python benchmarks/gradient.py [--quick] [--repeats 7]
 
@@ -32,12 +32,15 @@ FULL = dict(T=(1000, 4000, 17984, 65536), D=(16, 64, 256), batch=(1, 16))
 QUICK = dict(T=(1000, 17984), D=(64,), batch=(1,))
 ELEMENT_LIMIT = 2**25
 
+
+def with_solver(solver):
+    return lambda n, x0, u: lt.solve(n, x0, u, solver=solver).states
+
+
 SOLVERS = {
-    "scan_autodiff": lambda n, x0, u: lt.solve_sequential(n, x0, u).states,
-    "parallel_implicit": lambda n, x0, u: lt.solve_parallel(n, x0, u).states,
-    "sequential_implicit": lambda n, x0, u: (
-        lt.solve(n, x0, u, mode="sequential").states
-    ),
+    "scan_autodiff": with_solver(lt.Sequential(autodiff=True, check_stability=False)),
+    "parallel_implicit": with_solver(lt.ParallelNewton()),
+    "sequential_implicit": with_solver(lt.Sequential()),
 }
 
 

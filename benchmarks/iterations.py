@@ -1,4 +1,4 @@
-"""(c): Newton iterations of `solve_parallel` to converge, against T and against the
+"""(c): Newton iterations of `ParallelNewton` to converge, against T and against the
 parameter scale (contracting at the reference initialisation, towards unstable as
 the parameters grow), cold (zero initial guess) and warm-started.
 
@@ -30,10 +30,12 @@ D = 64
 
 @jax.jit
 def _run(n, n_prev, x0, u):
-    seq = lt.solve_sequential(n, x0, u).states
-    cold = lt.solve_parallel(n, x0, u, throw=False)
-    warm_init = lt.solve_sequential(n_prev, x0, u).states
-    warm = lt.solve_parallel(n, x0, u, init=warm_init, throw=False)
+    scan = lt.Sequential(check_stability=False)
+    newton = lt.ParallelNewton()
+    seq = lt.solve(n, x0, u, solver=scan, throw=False).states
+    cold = lt.solve(n, x0, u, solver=newton, throw=False)
+    warm_init = lt.solve(n_prev, x0, u, solver=scan, throw=False).states
+    warm = lt.solve(n, x0, u, solver=newton, init=warm_init, throw=False)
     naive_states, naive_k = naive_quasi_newton(n, x0, u)
     return seq, cold, warm, naive_states, naive_k
 

@@ -30,24 +30,42 @@ def table(T, D, batch, out=RESULTS) -> str:
         "|---|---|---|---|---|",
     ]
     labels = {
-        "sequential": "forward, `solve_sequential` (lax.scan)",
-        "parallel": "forward, `solve_parallel` (default scan)",
-        "parallel_assoc": "forward, `solve_parallel`, associative scan",
-        "naive": "forward, naive reference-style quasi-Newton",
-        "solve_auto": "forward, `solve(mode='auto')`",
+        "sequential": "forward, `Sequential(check_stability=False)` (lax.scan)",
+        "sequential_checked": "forward, `Sequential()` (with its stability check)",
+        "parallel": "forward, `ParallelNewton()` (chunked sweep, 512 steps)",
+        "parallel_unchunked": "forward, `ParallelNewton(chunk_size=T)` (unchunked)",
+        "parallel_assoc": "forward, `ParallelNewton(recurrence=AssociativeScan())`",
+        "naive": "forward, naive reference-style quasi-DEER",
+        "solve_auto": "forward, `Auto()`",
         "scan_autodiff": "forward + gradient, autodiff through lax.scan",
-        "parallel_implicit": "forward + gradient, `solve_parallel` (implicit VJP)",
-        "sequential_implicit": "forward + gradient, `solve(mode='sequential')`",
+        "parallel_implicit": "forward + gradient, `ParallelNewton()` (fixed-point VJP)",
+        "sequential_implicit": "forward + gradient, `Sequential()` (fixed-point VJP)",
     }
+
+    def label(name):
+        if name.startswith("parallel_c") and name[10:].isdigit():
+            return f"forward, `ParallelNewton(chunk_size={name[10:]})`"
+        return labels.get(name, name)
+
+    forward = {}
     for name in ("forward.csv", "gradient.csv"):
         for r in pick(read(name, out)):
             if r.get("status") != "ok":
                 continue
+            if name == "forward.csv":
+                forward[r["contender"]] = float(r["median_ms"])
             lines.append(
-                f"| {labels.get(r['contender'], r['contender'])} | "
+                f"| {label(r['contender'])} | "
                 f"{float(r['median_ms']):.1f} | {float(r['ratio_to_scan']):.2f} | "
                 f"{r.get('iterations', '') or ''} | {float(r['peak_mib']):.1f} |"
             )
+    if "naive" in forward and "parallel" in forward:
+        lines += [
+            "",
+            "The naive reference-style quasi-DEER takes "
+            f"{forward['naive'] / forward['parallel']:.2f}× the time of "
+            "`ParallelNewton()`.",
+        ]
     its = [r for r in read("iterations.csv", out) if r["scale"] in ("1", "1.0")]
     if its:
         worst = max(int(r["iterations_cold"]) for r in its)
