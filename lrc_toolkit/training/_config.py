@@ -138,6 +138,8 @@ class TrainConfig:
 
 
 PROTOCOLS = ("fast", "paper")
+"""The training protocols a `Preset` can take (`Preset.with_protocol`): the
+fast default of `TrainConfig`, and the LrcSSM paper's (`TrainConfig.paper`)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -192,8 +194,8 @@ class Preset:
 
     def with_protocol(self, protocol: str) -> "Preset":
         """This preset under a training protocol: `"fast"` (unchanged) or
-        `"paper"` ([`TrainConfig.paper`][lrc_toolkit.training.TrainConfig.paper] with
-        this preset's learning rate, seed, evaluation batch size and time budget)."""
+        `"paper"` (`TrainConfig.paper` with this preset's learning rate, seed,
+        evaluation batch size and time budget)."""
         if protocol not in PROTOCOLS:
             raise ValueError(
                 f"Unknown protocol {protocol!r}; choose one of {', '.join(PROTOCOLS)}."
