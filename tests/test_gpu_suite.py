@@ -166,7 +166,7 @@ def test_smoke_run(tmp_path):
     assert f"<= 3 Newton iterations: {its}: {verdict}" in summary
 
 
-def test_time_guard(gpu):
+def test_time_guard(gpu, monkeypatch):
     assert gpu.predict_seconds(None, 1e9) == 0.0
     prev = dict(size=100.0, compile_s=3.0, call_s=0.5)
     assert gpu.predict_seconds(prev, 400.0) == 3.0 + 2 * 0.5 * 4
@@ -177,7 +177,10 @@ def test_time_guard(gpu):
         "skipped: OOM (needs 3.0 GiB of 2.0 GiB)"
     )
     assert gpu.skip_reason(0.0, 8.0, 3 * 2**30, None) is None
-    # Nothing compiles when no time is left: every point is recorded as skipped.
+    assert gpu.skip_reason(0.0, -3.0) == "skipped: time (0 s left)"
+    # Nothing is allocated or compiled when no time is left: every point is
+    # recorded as skipped.
+    monkeypatch.setattr(gpu, "problem", lambda *a: pytest.fail("made the inputs"))
     rows = []
     out = gpu.solver_grid(gpu.SMOKE, 1, gpu.Clock(-1.0), 60.0, rows.append)
     assert [r["status"][:14] for r in out] == ["skipped: time "] * 4
