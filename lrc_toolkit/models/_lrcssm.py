@@ -1,4 +1,4 @@
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, Literal
 
 import equinox as eqx
@@ -340,6 +340,7 @@ class LrcSSM(eqx.Module):
         norm_affine: bool = True,
         residual: Literal["input", "normalised"] = "input",
         init: Literal["default", "he_uniform"] = "default",
+        neurons: Mapping[str, NeuronFactory] | None = None,
         dtype=None,
         key: PRNGKeyArray,
     ):
@@ -386,6 +387,12 @@ class LrcSSM(eqx.Module):
             does).
         - `init`: of the MLPs' weights: `"default"` (Equinox's) or `"he_uniform"`
             (He-uniform weights and zero biases, the reference's).
+        - `neurons`: more named neurons, `{name: factory}`, looked up with
+            `models.NEURONS` when `neuron` is a name (factories called as
+            `factory(D, H, dtype=dtype, key=key)`). A model built from a named neuron
+            records the name in its `config`, so that it can be rebuilt (by
+            `from_config` given the same `neurons`): the CLI uses this for
+            `--neuron package.module:factory`.
         - `dtype`: the floating dtype of the parameters (default: JAX's default
             float). Inputs are cast to it.
         - `key`: a `jax.random.key`.
@@ -429,12 +436,14 @@ class LrcSSM(eqx.Module):
             )
         dtype = default_float(dtype)
         if isinstance(neuron, str):
-            if neuron not in NEURONS:
+            known = {**NEURONS, **(neurons or {})}
+            if neuron not in known:
                 raise ValueError(
-                    f"Unknown neuron {neuron!r}; use one of {sorted(NEURONS)} or pass "
-                    "a factory `neuron(state_size, input_size, key=key)`."
+                    f"Unknown neuron {neuron!r}; use one of {sorted(known)}, pass a "
+                    "factory `neuron(state_size, input_size, key=key)`, or name your "
+                    "own with `neurons={name: factory}`."
                 )
-            named = NEURONS[neuron]
+            named = known[neuron]
             factory = lambda D, P, *, key: named(D, P, dtype=dtype, key=key)
             neuron_name = neuron
         elif callable(neuron):
@@ -539,13 +548,21 @@ class LrcSSM(eqx.Module):
         }
 
     @classmethod
-    def from_config(cls, config: dict[str, Any], *, key: PRNGKeyArray) -> "LrcSSM":
+    def from_config(
+        cls,
+        config: dict[str, Any],
+        *,
+        key: PRNGKeyArray,
+        neurons: Mapping[str, NeuronFactory] | None = None,
+    ) -> "LrcSSM":
         """Build a model from [`LrcSSM.config`][lrc_toolkit.models.LrcSSM.config].
 
         **Arguments:**
 
         - `config`: the dict.
         - `key`: a `jax.random.key` for the (fresh) parameters.
+        - `neurons`: the extra named neurons the model was built with (a config
+            never imports code by itself).
 
         **Returns:**
 
@@ -580,7 +597,7 @@ class LrcSSM(eqx.Module):
             )
         input_size = config.pop("input_size")
         num_outputs = config.pop("num_outputs")
-        return cls(input_size, num_outputs, **config, key=key)
+        return cls(input_size, num_outputs, **config, neurons=neurons, key=key)
 
     def _steps(self, T: int, ts) -> Float[Array, " T"]:
         """The step sizes: from the time stamps `ts` (their differences, the first

@@ -345,7 +345,12 @@ def evaluate(
     return evaluate_arrays(model, objective, arrays, batch_size)
 
 
-def load_checkpoint(path: str | os.PathLike, like: eqx.Module | None = None):
+def load_checkpoint(
+    path: str | os.PathLike,
+    like: eqx.Module | None = None,
+    *,
+    neurons: dict | None = None,
+):
     """Load a model from a checkpoint written by [`fit`][lrc_toolkit.training.fit]
     (`best.eqx`, or the best model stored in `last.eqx`/`prev.eqx`), after verifying
     its checksum.
@@ -356,6 +361,9 @@ def load_checkpoint(path: str | os.PathLike, like: eqx.Module | None = None):
     - `like`: a model of the same structure to load the arrays into. Needed unless
         the file holds an [`LrcSSM`][lrc_toolkit.models.LrcSSM] built from named
         parts, which is rebuilt from the configuration stored in the file.
+    - `neurons`: extra named neurons `{name: factory}` that the stored
+        configuration may name (see `LrcSSM(neurons=...)`); a file never makes this
+        function import code.
 
     **Returns:**
 
@@ -379,7 +387,9 @@ def load_checkpoint(path: str | os.PathLike, like: eqx.Module | None = None):
             )
         from ..models import LrcSSM
 
-        like = LrcSSM.from_config(meta["model_config"], key=jr.key(0))
+        like = LrcSSM.from_config(
+            meta["model_config"], key=jr.key(0), neurons=neurons
+        )
     if meta.get("kind") == "train":
         optimiser = make_optimiser(TrainConfig.from_dict(meta["train_config"]))
         _, _, model = deserialise(path, payload, train_state_like(like, optimiser))

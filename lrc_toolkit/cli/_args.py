@@ -1,0 +1,288 @@
+"""Shared pieces of the subcommands: argument types, the solver and data options,
+and neuron factories named on the command line. Imports nothing heavy at module
+level (the CLI starts fast)."""
+
+import argparse
+import importlib
+import math
+import os
+
+
+DEFAULT_DATASET = "BasicMotions"
+DEFAULT_SEEDS = (2345,)
+USER_ERRORS = (ValueError, TypeError, FileNotFoundError, FileExistsError)
+DISCRETISATIONS = ("euler", "semi-implicit", "implicit", "closed-form")
+ODE_SOLVERS = ("Euler", "Heun", "Midpoint", "Ralston", "Bosh3", "Tsit5", "Dopri5")
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
+def seed(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"a seed must be >= 0, got {value}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(
+            f"expected a finite positive number, got {text}"
+        )
+    return value
+
+
+def fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(f"expected a fraction in [0, 1), got {text}")
+    return value
+
+
+# ----------------------------------------------------------------------- solvers
+
+
+def add_solver_arguments(p) -> None:
+    """The liquid layers' solver options (every option of the solver modules)."""
+    g = p.add_argument_group("liquid-layer solver")
+    g.add_argument(
+        "--solver",
+        choices=("parallel", "sequential", "ode", "auto"),
+        default="parallel",
+        help="parallel: Newton + parallel scan (the paper's); sequential: lax.scan; "
+        "ode: Diffrax, one step per sample; auto: sequential on CPU, parallel on "
+        "accelerators (default: %(default)s)",
+    )
+    g.add_argument(
+        "--discretisation",
+        choices=DISCRETISATIONS,
+        default=None,
+        help="the step of the parallel/sequential solvers; 'implicit' (backward "
+        "Euler) for stiff neurons (default: euler; closed-form for CfC neurons)",
+    )
+    g.add_argument(
+        "--method",
+        choices=("newton", "quasi", "dense"),
+        help="parallel solver: Newton variant (default: newton for diagonal neurons, "
+        "dense for dense ones)",
+    )
+    g.add_argument(
+        "--max-iters",
+        type=positive_int,
+        help="parallel solver: iteration limit (default: the sequence length)",
+    )
+    g.add_argument(
+        "--rtol",
+        type=positive_float,
+        help="parallel solver: relative tolerance (default: 1e-5 in float32)",
+    )
+    g.add_argument(
+        "--atol",
+        type=positive_float,
+        help="parallel solver: absolute tolerance (default: 1e-5 in float32)",
+    )
+    g.add_argument(
+        "--damping",
+        type=positive_float,
+        help="parallel solver: clip step Jacobians to this radius (damped Newton; "
+        "default: exact Newton)",
+    )
+    g.add_argument(
+        "--fallback",
+        action="store_true",
+        help="parallel solver: recompute a sequence whose Newton iteration failed "
+        "with lax.scan (default: report the failure)",
+    )
+    g.add_argument(
+        "--ode-solver",
+        default="Euler",
+        choices=ODE_SOLVERS,
+        help="ode solver: the Diffrax solver (default: %(default)s, which reproduces "
+        "the explicit-Euler recurrence)",
+    )
+
+
+def solver_from_args(args):
+    """The solver module named by the `--solver ...` options."""
+    import diffrax
+
+    from .. import Auto, ODE, ParallelNewton, Sequential
+
+    if args.solver == "sequential":
+        return Sequential()
+    if args.solver == "auto":
+        return Auto()
+    if args.solver == "ode":
+        return ODE(getattr(diffrax, args.ode_solver)())
+    return ParallelNewton(
+        method=args.method,
+        rtol=args.rtol,
+        atol=args.atol,
+        max_iters=args.max_iters,
+        damping=args.damping,
+        fallback=Sequential() if args.fallback else None,
+    )
+
+
+def discretisation_from_args(args):
+    """The discretisation named by `--discretisation` (`None`: the model's default
+    for its neuron)."""
+    from .. import ClosedForm, Euler, ImplicitEuler, SemiImplicitEuler
+
+    if args.discretisation is None:
+        return None
+    kinds = {
+        "euler": Euler,
+        "semi-implicit": SemiImplicitEuler,
+        "implicit": ImplicitEuler,
+        "closed-form": ClosedForm,
+    }
+    return kinds[args.discretisation]()
+
+
+# ----------------------------------------------------------------------- neurons
+
+
+def is_factory_path(name: str) -> bool:
+    return ":" in name
+
+
+def import_factory(path: str):
+    """`package.module:factory` -> the callable. Only ever called on a path the user
+    typed on this command line (a run folder never makes the CLI import code)."""
+    module_name, _, attr = path.partition(":")
+    if not module_name or not attr:
+        raise ValueError(
+            f"--neuron {path!r}: expected a built-in name or 'package.module:factory'."
+        )
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as e:
+        raise ValueError(
+            f"--neuron {path!r}: cannot import {module_name!r} ({e}). Is the module on "
+            "PYTHONPATH (e.g. run from its folder, or `pip install` its package)?"
+        ) from None
+    factory = module
+    for part in attr.split("."):
+        factory = getattr(factory, part, None)
+        if factory is None:
+            raise ValueError(f"--neuron {path!r}: {module_name!r} has no {attr!r}.")
+    if not callable(factory):
+        raise ValueError(f"--neuron {path!r}: {attr!r} is not callable.")
+    return factory
+
+
+def neuron_choice(name: str) -> tuple[str, dict]:
+    """`(name, neurons)` for `LrcSSM(neuron=name, neurons=neurons)`: a built-in
+    name, or a user factory imported from `package.module:factory`."""
+    from ..models import NEURONS
+
+    if is_factory_path(name):
+        return name, {name: import_factory(name)}
+    if name not in NEURONS:
+        raise ValueError(
+            f"Unknown --neuron {name!r}; choose one of {', '.join(NEURONS)}, or name "
+            "your own factory as 'package.module:factory' (called as "
+            "factory(state_size, input_size, dtype=..., key=...))."
+        )
+    return name, {}
+
+
+# -------------------------------------------------------------------------- data
+
+
+def add_data_arguments(p, *, default_dataset: str | None = DEFAULT_DATASET) -> None:
+    g = p.add_argument_group("data")
+    source = g.add_mutually_exclusive_group()
+    source.add_argument(
+        "--dataset",
+        default=None,
+        help="UEA data set name"
+        + (
+            f" (default: {default_dataset}, bundled with aeon: no download)"
+            if default_dataset
+            else ""
+        ),
+    )
+    source.add_argument(
+        "--data",
+        metavar="FILE.npz",
+        help="your own data set: an .npz with x (N, T, C), y (N,), optional mask "
+        "(N, T) and times; split with the paper's protocol",
+    )
+    g.add_argument(
+        "--data-dir",
+        help="folder of downloaded UEA data sets (default: $LRC_TOOLKIT_DATA or "
+        "~/.lrc_toolkit/data)",
+    )
+    g.add_argument(
+        "--drop-rate",
+        type=fraction,
+        default=None,
+        help="drop this fraction of each series' samples at random, keeping the "
+        "time stamps (irregular sampling; default: 0)",
+    )
+    g.add_argument(
+        "--drop-seed",
+        type=seed,
+        default=None,
+        help="seed of the random drop (default: the neural-CDE code's, 56789)",
+    )
+
+
+def data_source(args, *, default_dataset: str | None = DEFAULT_DATASET) -> dict:
+    """The data options as a JSON-serialisable dict (recorded with a run, so that
+    `evaluate` reloads the same data)."""
+    from ..data import DEFAULT_DROP_SEED
+
+    source = {
+        "dataset": args.dataset if args.data is None else None,
+        "data": None if args.data is None else os.path.abspath(args.data),
+        "drop_rate": args.drop_rate or 0.0,
+        "drop_seed": DEFAULT_DROP_SEED if args.drop_seed is None else args.drop_seed,
+    }
+    if source["dataset"] is None and source["data"] is None:
+        source["dataset"] = default_dataset
+    return source
+
+
+def load_data(source: dict, split_seed: int, data_dir=None):
+    """Load the data set a `data_source` dict names, split with `split_seed`."""
+    from ..data import load_file, load_uea
+
+    kwargs = dict(
+        seed=split_seed,
+        drop_rate=source.get("drop_rate", 0.0),
+        drop_seed=source.get("drop_seed"),
+    )
+    if kwargs["drop_seed"] is None:
+        del kwargs["drop_seed"]
+    if source.get("data"):
+        return load_file(source["data"], **kwargs)
+    if not source.get("dataset"):
+        raise ValueError("No data set: pass --dataset NAME or --data FILE.npz.")
+    return load_uea(source["dataset"], data_dir=data_dir, **kwargs)
+
+
+def source_name(source: dict) -> str:
+    if source.get("data"):
+        return os.path.basename(source["data"])
+    return source["dataset"]
