@@ -116,6 +116,34 @@ def add_train_parser(subparsers) -> None:
         help="seconds of training per seed; the run stops cleanly at an epoch "
         "boundary and can be continued with --resume (default: none)",
     )
+    arch = p.add_argument_group(
+        "architecture (the defaults are the toolkit's; the reference implementation "
+        "uses --activation relu --init he_uniform --no-norm-affine --residual "
+        "normalised)"
+    )
+    arch.add_argument(
+        "--activation",
+        choices=("gelu", "relu"),
+        default="gelu",
+        help="(default: %(default)s)",
+    )
+    arch.add_argument(
+        "--init",
+        choices=("default", "he_uniform"),
+        default="default",
+        help="MLP weights (default: %(default)s)",
+    )
+    arch.add_argument(
+        "--no-norm-affine",
+        action="store_true",
+        help="LayerNorms without learned scale and shift",
+    )
+    arch.add_argument(
+        "--residual",
+        choices=("input", "normalised"),
+        default="input",
+        help="what a block's MLP output is added to (default: %(default)s)",
+    )
     add_solver_arguments(p)
     p.add_argument(
         "--baseline",
@@ -273,6 +301,10 @@ def run_train(args) -> int:
             neurons=neurons,
             solver=solver,
             discretisation=discretisation,
+            activation=args.activation,
+            init=args.init,
+            norm_affine=not args.no_norm_affine,
+            residual=args.residual,
             dtype=jnp.float32,
             key=jr.key(s),
         )
