@@ -138,11 +138,15 @@ def check_solve():
     info["recurrence T=12 devices"] = len(x.sharding.device_set)
     info["recurrence T=12 shard shape"] = list(x.addressable_shards[0].data.shape)
 
-    single = value_and_grad(lambda n, x0, u: lt.solve_parallel(n, x0, u))
-    sharded = value_and_grad(
-        lambda n, x0, u: lt.solve_parallel_sharded(n, x0, u, mesh=mesh)
+    sharded_newton = lt.ParallelNewton(recurrence=lt.ShardedScan(mesh))
+    single = value_and_grad(
+        lambda n, x0, u: lt.solve(n, x0, u, solver=lt.ParallelNewton())
     )
-    sequential = value_and_grad(lambda n, x0, u: lt.solve_sequential(n, x0, u))
+    sharded = value_and_grad(lambda n, x0, u: lt.solve(n, x0, u, solver=sharded_newton))
+    # Reverse-mode autodiff through lax.scan: the independent gradient reference.
+    sequential = value_and_grad(
+        lambda n, x0, u: lt.solve(n, x0, u, solver=lt.Sequential(autodiff=True))
+    )
     # T = 37 and 21 are not multiples of 4 (the solve pads them).
     lrc = lambda k, dtype: lt.LRC(6, 3, dtype=dtype, key=k)
     dense_lrc = lambda k, dtype: lt.DenseLRC(4, 2, dtype=dtype, key=k)
@@ -182,7 +186,7 @@ def check_solve():
     neuron = lt.LRC(4, 2, key=jr.key(7))
     x0s = jnp.zeros((2, 4))
     us = jr.normal(jr.key(8), (2, 8, 2))
-    solve = lambda n, x0, u: lt.solve_parallel_sharded(n, x0, u, mesh=mesh).states
+    solve = lambda n, x0, u: lt.solve(n, x0, u, solver=sharded_newton).states
     batched = eqx.filter_jit(jax.vmap(solve, in_axes=(None, 0, 0)))(neuron, x0s, us)
     reference = jnp.stack([python_loop(neuron, x, u) for x, u in zip(x0s, us)])
     diff("vmap batch forward vs python loop", batched, reference)
@@ -205,7 +209,8 @@ class Model(eqx.Module):
 
     def __call__(self, u):
         x0 = jnp.zeros(self.neuron.state_size, u.dtype)
-        states = lt.solve_parallel(self.neuron, x0, jax.vmap(self.encoder)(u)).states
+        inputs = jax.vmap(self.encoder)(u)
+        states = lt.solve(self.neuron, x0, inputs, solver=lt.ParallelNewton()).states
         return self.decoder(jnp.mean(states, axis=0))
 
 

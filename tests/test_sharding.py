@@ -23,6 +23,8 @@ from jax.sharding import AxisType, Mesh, NamedSharding, PartitionSpec as P
 import lrc_toolkit as lt
 import lrc_toolkit.distributed as dist
 
+from .helpers import python_loop
+
 
 WORKER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_sharding_worker.py")
 
@@ -160,20 +162,32 @@ def _mesh(name="time", axis_type=AxisType.Auto):
     return Mesh(np.array(jax.devices()[:1]), (name,), axis_types=(axis_type,))
 
 
+def _sharded(mesh):
+    return lt.ParallelNewton(recurrence=lt.ShardedScan(mesh))
+
+
 def test_solve_errors(getkey):
     neuron = lt.LRC(3, 2, key=getkey())
     x0, inputs = jnp.zeros(3), jnp.zeros((5, 2))
     # (the annotation check of the test suite fires before the function's own)
     with pytest.raises(TypeError, match="mesh"):
-        lt.solve_parallel_sharded(neuron, x0, inputs, mesh="cpu")
+        lt.ShardedScan("cpu")
     with pytest.raises(ValueError, match="is not an axis of the mesh"):
-        lt.solve_parallel_sharded(neuron, x0, inputs, mesh=_mesh("data"))
+        lt.ShardedScan(_mesh("data"))
+    with pytest.raises(ValueError, match="is not an axis of the mesh"):
+        lt.ShardedScan(_mesh(), axis_name="data")
     with pytest.raises(ValueError, match="input_size=2"):
-        lt.solve_parallel_sharded(neuron, x0, inputs[:, :1], mesh=_mesh())
+        lt.solve(neuron, x0, inputs[:, :1], solver=_sharded(_mesh()))
     explicit = _mesh(axis_type=AxisType.Explicit)
     committed = jax.device_put(inputs, NamedSharding(explicit, P()))
     with pytest.raises(ValueError, match="`Explicit` axes"):
-        lt.solve_parallel_sharded(neuron, x0, committed, mesh=explicit)
+        lt.solve(neuron, x0, committed, solver=_sharded(explicit))
+    # On one device the sharded recurrence is the plain solve.
+    inputs = jax.random.normal(getkey(), (5, 2))
+    sol = lt.solve(neuron, x0, inputs, solver=_sharded(_mesh()))
+    np.testing.assert_allclose(
+        sol.states, python_loop(neuron, x0, inputs), rtol=1e-9, atol=1e-12
+    )
 
 
 def test_recurrence_errors():
