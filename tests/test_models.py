@@ -1,5 +1,8 @@
+import dataclasses
 import functools
+import json
 
+import diffrax
 import equinox as eqx
 import jax
 import jax.numpy as jnp
@@ -9,14 +12,21 @@ import pytest
 from jax.test_util import check_grads
 
 import lrc_toolkit as lt
+from lrc_toolkit._neurons._init import inv_softplus
 from lrc_toolkit.models import LrcSSM, NEURONS, PRESETS
-
-from .helpers import python_loop
 
 
 # Tiny models, all of the same structure where possible, so that compiled functions
 # are shared between tests.
 P, C, H, D, T = 3, 4, 6, 4, 8
+
+# The three views of the liquid layers; with the default `Euler()` discretisation all
+# compute the explicit-Euler recurrence.
+SOLVERS = {
+    "parallel": lt.ParallelNewton(),
+    "sequential": lt.Sequential(),
+    "ode": lt.ODE(diffrax.Euler()),
+}
 
 
 def _model(key, **kw):
@@ -25,24 +35,56 @@ def _model(key, **kw):
 
 
 @eqx.filter_jit
-def _call(model, x, mask=None):
-    return model(x, mask)
+def _call(model, x, mask=None, ts=None):
+    return model(x, mask, ts=ts)
 
 
 @eqx.filter_jit
-def _per_step_batch(model, xs, masks):
-    return jax.vmap(model.per_step)(xs, masks), jax.vmap(model)(xs, masks)
+def _per_step_batch(model, xs, masks, ts=None):
+    per_step = jax.vmap(lambda x, m, t: model.per_step(x, m, ts=t))
+    logits = jax.vmap(lambda x, m, t: model(x, m, ts=t))
+    return per_step(xs, masks, ts), logits(xs, masks, ts)
 
 
-def _reference(model, x):
-    """The model's forward pass with every liquid layer evaluated by a plain Python
-    Euler loop over `vector_field` (tests/helpers.py), independent of the solvers."""
-    h = jax.vmap(model.encoder)(x)
-    for block in model.blocks:
-        u = jax.vmap(block.norm_in)(h)
-        states = python_loop(block.neuron, jnp.zeros(D, u.dtype), u)
-        h = jax.vmap(block.norm_out)(h + jax.vmap(block.mlp)(states))
-    return jax.vmap(model.decoder)(h)
+@eqx.filter_jit
+def _reference_step(model, states, x_t, dt):
+    """One time step of the model's maths, written here: encoder; per block
+    LayerNorm, an explicit-Euler step of the neuron's `vector_field`, MLP, residual
+    add, LayerNorm; decoder."""
+    h = model.encoder(x_t)
+    new = []
+    for block, x in zip(model.blocks, states):
+        u = block.norm_in(h)
+        x = x + jnp.asarray(dt, x.dtype) * block.neuron.vector_field(x, u)
+        new.append(x)
+        h = block.norm_out(h + block.mlp(x))
+    return tuple(new), model.decoder(h)
+
+
+def _reference(model, x, dt=1.0):
+    """The model's per-step outputs by a plain Python loop over time (independent
+    of the solvers and of `LrcSSM.step`); `dt` a scalar or one step size per step.
+    Also returns each block's states, shape `(num_blocks, T, D)`."""
+    dts = np.broadcast_to(np.asarray(dt), (x.shape[0],))
+    states = tuple(jnp.zeros(D, model.dtype) for _ in model.blocks)
+    outs, trajectory = [], []
+    for x_t, h in zip(x, dts):
+        states, out = _reference_step(model, states, x_t, h)
+        outs.append(out)
+        trajectory.append(jnp.stack(states))
+    return jnp.stack(outs), jnp.stack(trajectory, axis=1)
+
+
+def _steps_of(ts):
+    """Δt_k = t_k - t_{k-1}; the first step as long as the second (documented)."""
+    ts = np.asarray(ts)
+    return np.concatenate([ts[1:2] - ts[:1], np.diff(ts)])
+
+
+def _random_ts(key, n=T):
+    """Irregular, strictly increasing time stamps (steps between 0.1 and 1.5)."""
+    steps = jr.uniform(key, (n,), jnp.float64, 0.1, 1.5)
+    return 3.0 + jnp.cumsum(steps)
 
 
 class Leaky(lt.AbstractLiquidNeuron):
@@ -67,19 +109,61 @@ class Leaky(lt.AbstractLiquidNeuron):
     "solver, blocks", [("parallel", 1), ("sequential", 2), ("ode", 1)]
 )
 def test_matches_python_loop_reference(solver, blocks, getkey):
-    model = _model(getkey(), solver=solver, num_blocks=blocks)
+    """With Δt = 0.5 (not the default 1) every solver gives the plain loop."""
+    model = _model(getkey(), solver=SOLVERS[solver], num_blocks=blocks, dt=0.5)
     x = jr.normal(getkey(), (T, P))
-    ref = _reference(model, x)
+    ref, _ = _reference(model, x, 0.5)
     np.testing.assert_allclose(
         _call(model, x), jnp.mean(ref, axis=0), rtol=1e-7, atol=1e-9
     )
+    # Not a coincidence of Δt: the loop with Δt = 1 differs.
+    assert float(jnp.max(jnp.abs(_reference(model, x, 1.0)[0] - ref))) > 1e-3
 
 
-@pytest.mark.parametrize("solver", ["parallel", "sequential"])
+@pytest.mark.parametrize("solver", list(SOLVERS))
+def test_time_stamps_are_per_step_dt(solver, getkey):
+    """Irregular time stamps `ts`: every solver steps by Δt_k = t_k - t_{k-1}."""
+    model = _model(getkey(), solver=SOLVERS[solver], num_blocks=2)
+    x = jr.normal(getkey(), (T, P))
+    ts = _random_ts(getkey())
+    out = eqx.filter_jit(lambda m, x, ts: m.per_step(x, ts=ts))(model, x, ts)
+    ref, _ = _reference(model, x, _steps_of(ts))
+    np.testing.assert_allclose(out, ref, rtol=1e-7, atol=1e-9)
+    np.testing.assert_allclose(
+        _call(model, x, None, ts), jnp.mean(ref, axis=0), rtol=1e-7, atol=1e-9
+    )
+
+
+def test_time_stamp_gradients_agree_between_solvers(getkey):
+    """Gradients with respect to the parameters and the time stamps: the parallel
+    fixed-point adjoint, the sequential one and autodiff through the ODE solve all
+    equal autodiff through `lax.scan`, and finite differences."""
+    key, x = getkey(), jr.normal(getkey(), (T, P))
+    ts = _random_ts(getkey())
+    mask = jnp.arange(T) < 6
+
+    def loss(model, ts):
+        return jnp.sum(jnp.sin(model(x, mask, ts=ts)))
+
+    grad = eqx.filter_jit(eqx.filter_grad(loss))
+    solvers = [lt.Sequential(autodiff=True), *SOLVERS.values()]
+    grads = [grad(_model(key, solver=s), ts) for s in solvers]
+    reference = jax.tree.leaves(grads[0])
+    assert all(bool(jnp.all(jnp.isfinite(g))) for g in reference)
+    for solver, g in zip(solvers[1:], grads[1:]):
+        for a, b in zip(jax.tree.leaves(g), reference):
+            np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-9, err_msg=str(solver))
+    # The time-stamp gradient against central finite differences.
+    model = _model(key, solver=lt.ParallelNewton())
+    f = jax.jit(lambda ts: loss(model, ts))
+    check_grads(f, (ts,), order=1, modes=["rev"])
+
+
+@pytest.mark.parametrize("solver", ["parallel", "sequential", "ode"])
 def test_padding_is_ignored(solver, getkey):
     """Per-step outputs at valid steps, and the logits, are those of the truncated
     sequence whatever the padding holds (zeros, huge values, NaN)."""
-    model = _model(getkey(), solver=solver)
+    model = _model(getkey(), solver=SOLVERS[solver])
     lengths = [T, 3, 6]
     xs = jr.normal(getkey(), (3, T, P))
     masks = jnp.arange(T)[None] < jnp.array(lengths)[:, None]
@@ -87,7 +171,7 @@ def test_padding_is_ignored(solver, getkey):
     garbage = jnp.where(masks[..., None], xs, 1e6).at[1, 4, 0].set(jnp.nan)
     outputs = [_per_step_batch(model, v, masks) for v in (clean, garbage)]
     for i, n in enumerate(lengths):
-        truncated = _reference(model, xs[i, :n])
+        truncated, _ = _reference(model, xs[i, :n])
         for per_step, logits in outputs:
             np.testing.assert_allclose(per_step[i, :n], truncated, rtol=1e-7, atol=1e-9)
             np.testing.assert_allclose(
@@ -96,9 +180,36 @@ def test_padding_is_ignored(solver, getkey):
     assert jnp.array_equal(outputs[0][1], outputs[1][1])
 
 
+@pytest.mark.parametrize("solver", ["parallel", "sequential", "ode"])
+def test_masks_and_time_stamps_together(solver, getkey):
+    """Padded sequences with irregular time stamps: the valid steps are those of
+    the truncated sequence stepped by its own Δt. The padded stamps continue the
+    last step (as `lrc_toolkit.data` pads them)."""
+    model = _model(getkey(), solver=SOLVERS[solver])
+    lengths = [T, 3, 6]
+    xs = jr.normal(getkey(), (3, T, P))
+    masks = jnp.arange(T)[None] < jnp.array(lengths)[:, None]
+    ts = jnp.stack([_random_ts(getkey()) for _ in lengths])
+    padded_ts = []
+    for t, n in zip(ts, lengths):
+        last = t[n - 1] - t[n - 2]
+        steps = jnp.arange(1, T - n + 1, dtype=t.dtype)
+        padded_ts.append(t.at[n:].set(t[n - 1] + last * steps))
+    ts = jnp.stack(padded_ts)
+    per_step, logits = _per_step_batch(
+        model, jnp.where(masks[..., None], xs, 0), masks, ts
+    )
+    for i, n in enumerate(lengths):
+        truncated, _ = _reference(model, xs[i, :n], _steps_of(ts[i, :n]))
+        np.testing.assert_allclose(per_step[i, :n], truncated, rtol=1e-7, atol=1e-9)
+        np.testing.assert_allclose(
+            logits[i], jnp.mean(truncated, axis=0), rtol=1e-7, atol=1e-9
+        )
+
+
 def test_gradients(getkey):
-    """Parallel gradients (fixed-point adjoint) are finite, equal the sequential
-    solver's, and match finite differences."""
+    """Parallel gradients (fixed-point adjoint) are finite, equal autodiff through
+    the sequential `lax.scan`, and match finite differences."""
     key, x = getkey(), jr.normal(getkey(), (T, P))
     mask = jnp.arange(T) < 6
 
@@ -106,7 +217,8 @@ def test_gradients(getkey):
         return jnp.sum(jnp.sin(model(x, mask)))
 
     grad = eqx.filter_jit(eqx.filter_grad(loss))
-    grads = [grad(_model(key, solver=s), x) for s in ("parallel", "sequential")]
+    solvers = (lt.ParallelNewton(), lt.Sequential(autodiff=True))
+    grads = [grad(_model(key, solver=s), x) for s in solvers]
     leaves = [jax.tree.leaves(g) for g in grads]
     assert all(jnp.all(jnp.isfinite(g)) for g in leaves[0])
     for a, b in zip(*leaves):
@@ -125,9 +237,9 @@ def test_gradients(getkey):
 def test_any_neuron(neuron, method, getkey):
     if neuron == "leaky":
         neuron = Leaky
-    model = _model(getkey(), neuron=neuron, method=method)
+    model = _model(getkey(), neuron=neuron, solver=lt.ParallelNewton(method=method))
     x = jr.normal(getkey(), (T, P))
-    ref = jnp.mean(_reference(model, x), axis=0)
+    ref = jnp.mean(_reference(model, x)[0], axis=0)
     np.testing.assert_allclose(_call(model, x), ref, rtol=1e-6, atol=1e-9)
     assert (model.config is None) == (neuron is Leaky)
 
@@ -146,7 +258,7 @@ def test_float32_model(getkey):
         hidden_size=H,
         state_size=D,
         num_blocks=1,
-        solver="sequential",
+        solver=lt.Sequential(),
         dtype=jnp.float32,
         key=getkey(),
     )
@@ -160,21 +272,164 @@ def test_float32_model(getkey):
 
 
 def test_regression_outputs_per_step(getkey):
-    model = _model(getkey(), task="regression", solver="sequential")
+    model = _model(getkey(), task="regression", solver=lt.Sequential())
     x = jr.normal(getkey(), (T, P))
     out = _call(model, x, jnp.arange(T) < 5)
     assert out.shape == (T, C)
-    np.testing.assert_allclose(out[:5], _reference(model, x[:5]), rtol=1e-7)
+    np.testing.assert_allclose(out[:5], _reference(model, x[:5])[0], rtol=1e-7)
+
+
+# ----------------------------------------------------------------------------------
+# Per-block solutions, streaming
+
+
+@pytest.mark.parametrize("solver", ["parallel", "sequential"])
+def test_solutions_per_block(solver, getkey):
+    """`model.solutions` returns each block's Solution: the reference loop's states,
+    a successful result and (for Newton) the iteration count."""
+    model = _model(getkey(), solver=SOLVERS[solver], num_blocks=2, dt=0.5)
+    x = jr.normal(getkey(), (T, P))
+    sols = eqx.filter_jit(lambda m, x: m.solutions(x))(model, x)
+    _, states = _reference(model, x, 0.5)
+    assert isinstance(sols, tuple) and len(sols) == 2
+    for sol, ref in zip(sols, states):
+        assert isinstance(sol, lt.Solution)
+        assert sol.result == lt.RESULTS.successful
+        np.testing.assert_allclose(sol.states, ref, rtol=1e-7, atol=1e-9)
+        if solver == "parallel":
+            # Newton from zeros: at least 2 iterations, at most T + 1.
+            assert 2 <= int(sol.iterations) <= T + 1
+        else:
+            assert int(sol.iterations) == 0
+
+
+STREAMED = [name for name in NEURONS if "cfc" not in name]
+
+
+def _stream_model(name, key):
+    # Δt = 0.2 keeps explicit Euler stable for LTC's fast conductances too. One
+    # block (cheaper to compile) except for LRC, which checks the per-block states.
+    return LrcSSM(
+        2,
+        3,
+        hidden_size=3,
+        state_size=2,
+        num_blocks=2 if name == "lrc" else 1,
+        neuron=name,
+        dt=0.2,
+        dtype=jnp.float32,
+        key=key,
+    )
+
+
+@eqx.filter_jit
+def _per_step_all_solvers(model, x, ts):
+    """`per_step` under each solver, in one compilation."""
+    return {
+        name: eqx.tree_at(lambda m: m.solver, model, solver).per_step(x, ts=ts)
+        for name, solver in SOLVERS.items()
+    }
+
+
+@pytest.mark.parametrize("name", STREAMED)
+def test_streaming_step_equals_per_step(name, getkey):
+    """`model.step`, called once per sample with the sample's Δt, gives the
+    whole-sequence `per_step` outputs at every step (float32, ≤ 1e-6), for every
+    solver; the first step from `init_state()`."""
+    model = _stream_model(name, getkey())
+    n = 6
+    x = jr.normal(getkey(), (n, 2), jnp.float32)
+    ts = (0.2 * jnp.cumsum(jr.uniform(getkey(), (n,), jnp.float32, 0.5, 1.5))).astype(
+        jnp.float32
+    )
+    dts = jnp.asarray(_steps_of(ts), jnp.float32)
+    whole = _per_step_all_solvers(model, x, ts)
+    for solver_name, solver in SOLVERS.items():
+        m = eqx.tree_at(lambda m: m.solver, model, solver)
+        step = eqx.filter_jit(m.step)
+        state = m.init_state()
+        assert len(state) == model.num_blocks
+        for k in range(n):
+            state, out = step(state, x[k], dts[k])
+            assert out.shape == (3,) and out.dtype == jnp.float32
+            diff = float(jnp.max(jnp.abs(out - whole[solver_name][k])))
+            assert diff <= 1e-6, (solver_name, k, diff)
+
+
+def test_streaming_errors(getkey):
+    model = _model(getkey(), num_blocks=2)
+    with pytest.raises(ValueError, match=r"shape \(3,\)"):
+        model.step(model.init_state(), jnp.zeros(P + 1))
+    with pytest.raises(ValueError, match="one state per block"):
+        model.step(model.init_state()[:1], jnp.zeros(P))
+    adaptive = lt.ODE(
+        diffrax.Tsit5(), stepsize_controller=diffrax.PIDController(rtol=1e-6, atol=1e-6)
+    )
+    ode_model = _model(getkey(), solver=adaptive)
+    with pytest.raises(ValueError, match="only with its defaults"):
+        ode_model.step(ode_model.init_state(), jnp.zeros(P))
+
+
+# ----------------------------------------------------------------------------------
+# Configuration
 
 
 def test_config_round_trip(getkey):
-    model = _model(getkey(), neuron="stc", solver="sequential", num_blocks=3)
+    model = _model(getkey(), neuron="stc", solver=lt.Sequential(), num_blocks=3)
     rebuilt = LrcSSM.from_config(model.config, key=getkey())
     assert rebuilt.config == model.config
     same = jax.tree.structure(eqx.filter(model, eqx.is_array))
     assert jax.tree.structure(eqx.filter(rebuilt, eqx.is_array)) == same
     with pytest.raises(ValueError, match="Unknown LrcSSM config keys"):
         LrcSSM.from_config({**model.config, "width": 3}, key=getkey())
+
+
+@pytest.mark.parametrize(
+    "solver, discretisation",
+    [
+        (
+            lt.ParallelNewton(
+                method="quasi",
+                rtol=1e-7,
+                atol=1e-8,
+                max_iters=7,
+                damping=0.5,
+                fallback=lt.Sequential(),
+            ),
+            lt.Euler(),
+        ),
+        (lt.ParallelNewton(recurrence=lt.SequentialScan()), lt.ImplicitEuler()),
+        (
+            lt.Sequential(autodiff=True, check_stability=False),
+            lt.SemiImplicitEuler(substeps=3),
+        ),
+        (lt.ODE(diffrax.Heun(), dt0=0.25, interpolation="linear"), lt.Euler()),
+        (lt.Auto(), lt.ImplicitEuler(rtol=1e-9, atol=1e-10, max_steps=5)),
+        (lt.Sequential(), lt.DiffraxStep(diffrax.Midpoint())),
+    ],
+)
+def test_config_records_solver_and_discretisation(solver, discretisation, getkey):
+    """Solver and discretisation survive `config` → JSON → `from_config`."""
+    model = _model(getkey(), solver=solver, discretisation=discretisation, dt=0.5)
+    config = json.loads(json.dumps(model.config))
+    assert config == model.config
+    assert isinstance(config["solver"], dict)
+    assert isinstance(config["discretisation"], dict)
+    rebuilt = LrcSSM.from_config(config, key=getkey())
+    assert rebuilt.solver == solver
+    assert rebuilt.discretisation == discretisation
+    assert rebuilt.dt == 0.5
+    assert rebuilt.config == model.config
+
+
+def test_config_is_none_when_unrecordable(getkey):
+    adaptive = lt.ODE(
+        diffrax.Tsit5(), stepsize_controller=diffrax.PIDController(rtol=1e-6, atol=1e-6)
+    )
+    assert _model(getkey(), solver=adaptive).config is None
+    mesh = jax.sharding.Mesh(np.array(jax.devices()[:1]), ("time",))
+    sharded = lt.ParallelNewton(recurrence=lt.ShardedScan(mesh))
+    assert _model(getkey(), solver=sharded).config is None
 
 
 def test_presets_are_table_5():
@@ -194,6 +449,99 @@ def test_presets_are_table_5():
     assert all(p.batch_size == 4 for p in PRESETS.values())
 
 
+# ----------------------------------------------------------------------------------
+# Failures of a liquid layer, stiff neurons
+
+
+def _with_block_neuron(model, index, neuron):
+    return eqx.tree_at(lambda m: m.blocks[index].neuron, model, neuron)
+
+
+def _leaky_with_tau(tau, key):
+    neuron = Leaky(D, H, key=key)
+    return eqx.tree_at(lambda n: n.tau, neuron, jnp.full((D,), tau))
+
+
+@pytest.mark.parametrize("solver", ["parallel", "sequential", "ode"])
+def test_failing_liquid_layer_names_the_block(solver, getkey):
+    """A liquid layer whose states become non-finite (a NaN parameter), in the
+    forward pass and in a training step, raises an error that names the block and
+    the cause, not the (clean) inputs."""
+    model = _model(getkey(), neuron=Leaky, solver=SOLVERS[solver], num_blocks=2)
+    broken = _with_block_neuron(model, 1, _leaky_with_tau(jnp.nan, getkey()))
+    x = jr.normal(getkey(), (T, P))
+    message = r"LrcSSM block 1 \(Leaky\).*Cause: The states became NaN"
+    with pytest.raises(Exception, match=message) as info:
+        jax.block_until_ready(_call(broken, x))
+    assert "inputs" not in str(info.value).split("Cause:")[0]
+    assert "impute" not in str(info.value)
+
+    loss = lambda m: jnp.sum(m(x) ** 2)
+    with pytest.raises(Exception, match=message):
+        jax.block_until_ready(eqx.filter_jit(eqx.filter_grad(loss))(broken))
+    # The healthy model runs.
+    assert bool(jnp.all(jnp.isfinite(_call(model, x))))
+
+
+def test_unstable_explicit_step_names_the_block_and_the_fix(getkey):
+    """A fast time constant (τ = 0.1 at Δt = 1) makes explicit Euler unstable in
+    block 1: the error names the block and the instability; ImplicitEuler runs."""
+    model = _model(getkey(), neuron=Leaky, solver=lt.Sequential(), num_blocks=2)
+    stiff = _with_block_neuron(model, 1, _leaky_with_tau(0.1, getkey()))
+    x = jr.normal(getkey(), (T, P))
+    with pytest.raises(Exception, match=r"LrcSSM block 1 \(Leaky\).*unstable"):
+        jax.block_until_ready(_call(stiff, x))
+    implicit = eqx.tree_at(lambda m: m.discretisation, stiff, lt.ImplicitEuler())
+    assert bool(jnp.all(jnp.isfinite(_call(implicit, x))))
+
+
+def _scaled_ltc(factor):
+    """A factory for LTC neurons with every parameter multiplied by `factor` (the
+    positive ones, stored through a softplus, have their value multiplied)."""
+
+    def factory(state_size, input_size, *, key):
+        neuron = lt.LTC(state_size, input_size, dtype=jnp.float64, key=key)
+        names = [
+            f.name
+            for f in dataclasses.fields(neuron)
+            if eqx.is_inexact_array(getattr(neuron, f.name))
+        ]
+        values = [
+            inv_softplus(factor * jax.nn.softplus(getattr(neuron, n)))
+            if n.endswith("_raw")
+            else factor * getattr(neuron, n)
+            for n in names
+        ]
+        return eqx.tree_at(lambda m: [getattr(m, n) for n in names], neuron, values)
+
+    return factory
+
+
+def test_implicit_euler_stiff_ltc_in_parallel(getkey):
+    """LTC at 3x its biophysical scale is stiff at Δt = 1: the explicit step fails
+    (with the cause), while `ImplicitEuler` runs in parallel Newton without the
+    sequential fallback and equals the sequential implicit solve."""
+    key, x = getkey(), jr.normal(getkey(), (T, P))
+    make = lambda solver, disc: _model(
+        key, neuron=_scaled_ltc(3.0), solver=solver, discretisation=disc, num_blocks=2
+    )
+    # (Newton's linearisation gives the step factors of a dense neuron; the
+    # sequential solver checks the stability of diagonal neurons only.)
+    with pytest.raises(Exception, match=r"LrcSSM block [01] \(LTC\).*(unstable|NaN)"):
+        jax.block_until_ready(_call(make(lt.ParallelNewton(), lt.Euler()), x))
+    newton = lt.ParallelNewton(fallback=lt.Sequential())
+    parallel = make(newton, lt.ImplicitEuler())
+    sols = eqx.filter_jit(lambda m, x: m.solutions(x))(parallel, x)
+    for sol in sols:
+        assert sol.result == lt.RESULTS.successful
+        assert not bool(sol.stats["fallback"])
+        assert int(sol.iterations) >= 2
+    sequential = make(lt.Sequential(), lt.ImplicitEuler())
+    np.testing.assert_allclose(
+        _call(parallel, x), _call(sequential, x), rtol=1e-10, atol=1e-10
+    )
+
+
 def test_errors(getkey):
     model = _model(getkey())
     x = jnp.zeros((T, P))
@@ -209,11 +557,17 @@ def test_errors(getkey):
         model._check(x, jnp.ones(T - 1, bool))
     with pytest.raises(TypeError, match="floating"):
         model._check(jnp.zeros((T, P), jnp.int32), None)
+    with pytest.raises(ValueError, match=r"`ts` must have one time stamp per step"):
+        model._steps(T, jnp.arange(T - 1.0))
+    with pytest.raises((ValueError, TypeError), match="ts"):
+        model(x, ts=jnp.arange(T - 1.0))
     with pytest.raises(ValueError, match="Unknown neuron 'gru2'"):
         _model(getkey(), neuron="gru2")
-    # (A TypeError from the runtime type checker of the Literal annotations here.)
-    with pytest.raises((ValueError, TypeError), match="solver"):
-        _model(getkey(), solver="fast")
+    # The old string solvers are refused with the modules to use instead.
+    with pytest.raises(TypeError, match="solver"):
+        _model(getkey(), solver="parallel")
+    with pytest.raises(TypeError, match="discretisation"):
+        _model(getkey(), discretisation="implicit")
     with pytest.raises((ValueError, TypeError), match="task"):
         _model(getkey(), task="ranking")
     with pytest.raises(ValueError, match="`state_size` must be a positive integer"):
@@ -225,5 +579,7 @@ def test_errors(getkey):
     with pytest.raises(TypeError, match="must return an `lrc_toolkit.AbstractLiquid"):
         _model(getkey(), neuron=lambda D, H, *, key: None)
     with pytest.raises(ValueError, match="method='newton' needs a neuron"):
-        _model(getkey(), neuron="dense-lrc", method="newton")(x)
+        _model(getkey(), neuron="dense-lrc", solver=lt.ParallelNewton(method="newton"))(
+            x
+        )
     assert set(NEURONS) >= {"lrc", "stc", "dense-lrc"}
