@@ -1,14 +1,26 @@
 """`lrc-toolkit compare`: one neuron, three views, one table and one figure."""
 
 import json
+import math
 import os
+import sys
+import warnings
 
 
-NEURONS = ("lrc", "lrc-symmetric", "stc", "dense-lrc", "ltc")
+def _default_discretisation(name, neuron) -> str:
+    """The step of the sequential and parallel views when --discretisation is not
+    given: CfC neurons are closed-form steps; LTC's conductances make explicit Euler
+    unstable at dt = 1, so it gets the semi-implicit step of `ncps`; Euler else."""
+    from . import AbstractCfC
+
+    if isinstance(neuron, AbstractCfC):
+        return "closed-form"
+    return "semi-implicit" if name == "ltc" else "euler"
 
 
 def add_compare_parser(subparsers) -> None:
-    from .cli import _positive_float, _positive_int, _seed
+    from .cli import _DISCRETISATIONS, _positive_float, _positive_int, _seed
+    from .models import NEURONS
 
     p = subparsers.add_parser(
         "compare",
@@ -16,17 +28,53 @@ def add_compare_parser(subparsers) -> None:
         description=(
             "Solve a randomly initialised neuron on a smooth random input in the three "
             "views (lax.scan recurrence, parallel Newton scan, adaptive Diffrax ODE), "
-            "print differences, Newton iterations and times, and save a plot."
+            "print differences, Newton iterations, the largest step factor, each "
+            "view's outcome and times, and save a plot and OUT/compare.json."
         ),
     )
-    p.add_argument("--neuron", choices=NEURONS, default="lrc")
-    p.add_argument("--state", type=_positive_int, default=16, help="state size D")
-    p.add_argument("--inputs", type=_positive_int, default=4, help="input channels P")
-    p.add_argument("--length", type=_positive_int, default=1000, help="time steps T")
-    p.add_argument("--dt", type=_positive_float, default=1.0, help="step size")
-    p.add_argument("--seed", type=_seed, default=0)
+    p.add_argument(
+        "--neuron",
+        choices=list(NEURONS),
+        default="lrc",
+        metavar="NEURON",
+        help=f"a named neuron: {', '.join(NEURONS)} (default: %(default)s)",
+    )
+    p.add_argument(
+        "--discretisation",
+        choices=_DISCRETISATIONS,
+        help="the step of the sequential and parallel views (default: closed-form for "
+        "CfC neurons, semi-implicit for ltc, euler for the others)",
+    )
+    p.add_argument(
+        "--state", type=_positive_int, default=16, help="state size D (default: 16)"
+    )
+    p.add_argument(
+        "--inputs",
+        type=_positive_int,
+        default=4,
+        help="input channels P (default: %(default)s)",
+    )
+    p.add_argument(
+        "--length",
+        type=_positive_int,
+        default=1000,
+        help="time steps T (default: %(default)s)",
+    )
+    p.add_argument(
+        "--dt", type=_positive_float, default=1.0, help="step size (default: 1.0)"
+    )
+    p.add_argument(
+        "--seed",
+        type=_seed,
+        default=0,
+        help="seed of the neuron and the input (default: %(default)s)",
+    )
     p.add_argument("--float64", action="store_true", help="compute in float64")
-    p.add_argument("--out", default="compare_out", help="directory for the figure")
+    p.add_argument(
+        "--out",
+        default="compare_out",
+        help="directory for the figure and the record (default: %(default)s)",
+    )
     p.set_defaults(func=run_compare)
 
 
@@ -49,33 +97,37 @@ def run_compare(args) -> int:
     matplotlib.use("Agg")
     import lrc_toolkit as lt
 
+    from .cli import discretisation_from_args
+    from .models import NEURONS
+
     dtype = jnp.float64 if args.float64 else jnp.float32
     key_neuron, key_input = jr.split(jr.key(args.seed))
     D, P = args.state, args.inputs
-    make = {
-        "lrc": lambda: lt.LRC(D, P, dtype=dtype, key=key_neuron),
-        "lrc-symmetric": lambda: lt.LRC(
-            D, P, elastance="symmetric", dtype=dtype, key=key_neuron
-        ),
-        "stc": lambda: lt.STC(D, P, dtype=dtype, key=key_neuron),
-        "dense-lrc": lambda: lt.DenseLRC(D, P, dtype=dtype, key=key_neuron),
-        "ltc": lambda: lt.LTC(D, P, dtype=dtype, key=key_neuron),
-    }[args.neuron]
-    neuron = make()
-    discretisation = lt.SemiImplicitEuler() if args.neuron == "ltc" else lt.Euler()
+    neuron = NEURONS[args.neuron](D, P, dtype=dtype, key=key_neuron)
+    if args.discretisation is None:
+        args.discretisation = _default_discretisation(args.neuron, neuron)
+    discretisation = discretisation_from_args(args)
+    # x0 = 0 in the neuron's state dtype (complex for the complex LRCs).
+    x0 = jnp.zeros((D,), getattr(neuron, "state_dtype", dtype))
     t = jnp.arange(args.length, dtype=dtype)[:, None] * args.dt
     freqs = jr.uniform(key_input, (P,), dtype, 0.005, 0.05)
     inputs = jnp.sin(2 * jnp.pi * freqs * t) + 0.1 * jr.normal(
         key_input, t.shape[:1] + (P,), dtype
     )
-    comparison = lt.compare_views(
-        neuron, inputs, dt=args.dt, discretisation=discretisation
-    )
+    with warnings.catch_warnings():
+        # Diffrax warns that complex support is experimental; the views are compared.
+        warnings.filterwarnings("ignore", "Complex dtype support", UserWarning)
+        comparison = lt.compare_views(
+            neuron, x0, inputs, dt=args.dt, discretisation=discretisation
+        )
     print(
         f"{args.neuron}: D={D}, P={P}, T={args.length}, dt={args.dt}, {jnp.dtype(dtype).name}"
     )
     print(comparison.summary())
-    fig = lt.plot_comparison(comparison)
+    with warnings.catch_warnings():
+        # A complex state is drawn by its real part.
+        warnings.filterwarnings("ignore", "Casting complex values", Warning)
+        fig = lt.plot_comparison(comparison)
     figure = os.path.join(args.out, "compare.png")
     fig.savefig(figure, dpi=120)
     record = {
@@ -85,12 +137,25 @@ def run_compare(args) -> int:
         "length": args.length,
         "dt": args.dt,
         "dtype": jnp.dtype(dtype).name,
+        "discretisation": args.discretisation,
         "parallel_vs_sequential": comparison.parallel_vs_sequential,
         "recurrence_vs_ode": comparison.recurrence_vs_ode,
         "iterations": comparison.iterations,
+        # NaN (not computed, e.g. for a dense neuron) is written as null.
+        "max_factor": (
+            comparison.max_factor if math.isfinite(comparison.max_factor) else None
+        ),
+        "outcomes": comparison.outcomes,
         "seconds": comparison.seconds,
     }
     with open(os.path.join(args.out, "compare.json"), "w") as f:
         json.dump(record, f, indent=2)
     print(f"wrote {figure} and compare.json")
+    failed = [view for view, message in comparison.outcomes.items() if message]
+    if failed:
+        print(
+            f"lrc-toolkit compare: warning: the {', '.join(failed)} view(s) failed "
+            "(see the messages above and 'outcomes' in compare.json).",
+            file=sys.stderr,
+        )
     return 0
