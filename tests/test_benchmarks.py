@@ -25,8 +25,10 @@ def test_bench_all_tiny(tmp_path, capsys):
     with open(tmp_path / "forward.csv") as f:
         rows = {r["contender"]: r for r in csv.DictReader(f)}
     assert set(rows) == {
-        "sequential",
+        "sequential",  # lax.scan without the stability check: the baseline
+        "sequential_checked",
         "parallel",
+        "parallel_unchunked",
         "parallel_assoc",
         "naive",
         "solve_auto",
