@@ -15,7 +15,7 @@ import lrc_toolkit
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 API_DIR = ROOT / "docs" / "api"
 # Public subpackages whose names are documented as `lrc_toolkit.<sub>.<Name>`.
-SUBPACKAGES = ("models", "data", "training", "distributed")
+SUBPACKAGES = ("models", "data", "training", "distributed", "baselines")
 
 
 def _public_names(module: types.ModuleType, prefix: str) -> set[str]:
