@@ -97,7 +97,6 @@ def run_compare(args) -> int:
     matplotlib.use("Agg")
     import lrc_toolkit as lt
 
-    from .cli import discretisation_from_args
     from .models import NEURONS
 
     dtype = jnp.float64 if args.float64 else jnp.float32
@@ -106,7 +105,12 @@ def run_compare(args) -> int:
     neuron = NEURONS[args.neuron](D, P, dtype=dtype, key=key_neuron)
     if args.discretisation is None:
         args.discretisation = _default_discretisation(args.neuron, neuron)
-    discretisation = discretisation_from_args(args)
+    discretisation = {
+        "euler": lt.Euler,
+        "semi-implicit": lt.SemiImplicitEuler,
+        "implicit": lt.ImplicitEuler,
+        "closed-form": lt.ClosedForm,
+    }[args.discretisation]()
     # x0 = 0 in the neuron's state dtype (complex for the complex LRCs).
     x0 = jnp.zeros((D,), getattr(neuron, "state_dtype", dtype))
     t = jnp.arange(args.length, dtype=dtype)[:, None] * args.dt
