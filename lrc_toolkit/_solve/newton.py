@@ -293,17 +293,29 @@ class _Sweep(eqx.Module):
         }
         return X_new, jax.lax.stop_gradient(summary)
 
-    def __call__(self, x0, X, d, dt, atol, rtol):
-        T = X.shape[0]
+    def layout(self, T: int) -> tuple[int, int]:
+        """`(C, n)`: the chunk length and the number of chunks for `T` steps."""
         C = min(self.chunk, T)
-        n = -(-T // C)
-        pad = n * C - T
-        valid = jnp.arange(n * C) < T
+        return C, -(-T // C)
+
+    def pad(self, tree, T: int):
+        """Pad the per-step arrays of `tree` to whole chunks (repeating the last
+        step): done once per solve, outside the Newton loop, so that each sweep
+        only reshapes (a free view) instead of copying every per-step array."""
+        C, n = self.layout(T)
+        return jax.tree.map(lambda a: _pad(a, n * C - T), tree)
+
+    def __call__(self, x0, X, d, dt, valid, atol, rtol):
+        """One sweep over padded arrays (`pad`): `X`, `d`, `dt` and the mask
+        `valid` of the real steps have `n * C` steps; returns the new iterate in
+        the same layout."""
+        C = min(self.chunk, X.shape[0])
+        n = X.shape[0] // C
         if n == 1:
             X_new, s = self.block(x0, x0, X, d, dt, valid, atol, rtol)
         else:
             chunks = jax.tree.map(
-                lambda a: _pad(a, pad).reshape(n, C, *a.shape[1:]), (X, d, dt)
+                lambda a: a.reshape(n, C, *a.shape[1:]), (X, d, dt, valid)
             )
 
             def body(carry, args):
@@ -314,10 +326,8 @@ class _Sweep(eqx.Module):
                 return (Xc_new[-1], Xc[-1], s), Xc_new
 
             init_s = _neutral(X.dtype)
-            (_, _, s), X_new = jax.lax.scan(
-                body, (x0, x0, init_s), (*chunks, valid.reshape(n, C))
-            )
-            X_new = X_new.reshape(n * C, -1)[:T]
+            (_, _, s), X_new = jax.lax.scan(body, (x0, x0, init_s), chunks)
+            X_new = X_new.reshape(n * C, -1)
         real = jnp.finfo(X.dtype).dtype
         s = dict(
             s,
@@ -396,9 +406,14 @@ class _Forward(eqx.Module):
             self.chunk_size(T, x0.size),
         )
 
+        # Padded to whole chunks once; the loop carries the padded iterate.
+        d, dt = sweep.pad((d, dt), T)
+        C, n = sweep.layout(T)
+        valid = jnp.arange(n * C) < T
+
         def iterate(carry):
             k, X, _, _, last, _, _ = carry
-            X_new, s = sweep(x0, X, d, dt, atol, rtol)
+            X_new, s = sweep(x0, X, d, dt, valid, atol, rtol)
             # The relative test is a certificate only where errors cannot grow
             # along the sequence: on a locally expanding recurrence (some
             # |∂Φ/∂x| > 1) two successive iterates can be huge, wrong and
@@ -434,6 +449,7 @@ class _Forward(eqx.Module):
             return (k < max_iters) & ~converged & finite
 
         X = jnp.zeros((T, x0.shape[0]), x0.dtype) if self.init is None else self.init
+        X = sweep.pad(X, T)
         carry = (
             jnp.array(0),
             X,
@@ -446,6 +462,7 @@ class _Forward(eqx.Module):
         k, X, converged, finite, delta, max_factor, unstable = jax.lax.while_loop(
             keep_going, iterate, carry
         )
+        X = X[:T]
         not_converged = RESULTS.where(
             converged, RESULTS.successful, RESULTS.newton_max_iters_reached
         )
