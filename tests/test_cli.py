@@ -4,8 +4,10 @@ import shutil
 import subprocess
 import sys
 
+import diffrax
 import pytest
 
+import lrc_toolkit as lt
 from lrc_toolkit import cli
 
 
@@ -109,7 +111,6 @@ def test_evaluate_errors(trained, tmp_path, capsys):
     "args, message",
     [
         (["--dataset", "BasicMotion"], "Unknown data set 'BasicMotion'"),
-        (["--preset", "Heart"], "Unknown preset 'Heart'"),
         (["--neuron", "gru9"], "Unknown --neuron 'gru9'"),
         (["--seeds", "1", "1"], "repeated"),
     ],
@@ -129,7 +130,14 @@ def test_unwritable_out(tmp_path, capsys):
 
 
 @pytest.mark.parametrize(
-    "args", [["--epochs", "0"], ["--lr", "-1"], ["--lr", "nan"], ["--seeds", "x"]]
+    "args",
+    [
+        ["--epochs", "0"],
+        ["--lr", "-1"],
+        ["--lr", "nan"],
+        ["--seeds", "x"],
+        ["--preset", "Heart"],
+    ],
 )
 def test_bad_values_rejected_by_parser(args, tmp_path, capsys):
     with pytest.raises(SystemExit) as e:
@@ -139,16 +147,90 @@ def test_bad_values_rejected_by_parser(args, tmp_path, capsys):
 
 
 def test_settings_from_preset_and_overrides():
+    from lrc_toolkit.cli.train import resolve_preset
+    from lrc_toolkit.training import DEFAULT_PRESET
+
     parse = cli.build_parser().parse_args
-    s = cli._resolve_settings(parse(["train", "--out", "x", "--preset", "Heartbeat"]))
-    assert (s["learning_rate"], s["hidden_size"], s["state_size"]) == (1e-3, 64, 64)
-    assert (s["num_blocks"], s["batch_size"]) == (4, 4)
-    s = cli._resolve_settings(
-        parse(["train", "--out", "x", "--dataset", "EigenWorms", "--lr", "0.5"])
+    args = parse(["train", "--out", "x", "--preset", "Heartbeat"])
+    s, source = resolve_preset(args, "BasicMotions")
+    assert (s.train.learning_rate, s.hidden_size, s.state_size) == (1e-3, 64, 64)
+    assert (s.num_blocks, s.train.batch_size) == (4, 4)
+    assert source == "preset Heartbeat"
+    args = parse(["train", "--out", "x", "--dataset", "EigenWorms", "--lr", "0.5"])
+    s, _ = resolve_preset(args, "EigenWorms")
+    assert (s.train.learning_rate, s.hidden_size, s.num_blocks) == (0.5, 64, 4)
+    s, source = resolve_preset(parse(["train", "--out", "x"]), "BasicMotions")
+    assert s.hidden_size == DEFAULT_PRESET.hidden_size
+    assert source == "defaults"
+
+
+def test_solver_options_reach_the_saved_model(tmp_path, capsys):
+    """A tiny train run with every option of the parallel solver and the implicit
+    step: the checkpoint's model (rebuilt from its recorded config) holds them."""
+    from lrc_toolkit.training import load_checkpoint
+
+    out = tmp_path / "run"
+    argv = ["train", "--out", str(out), "--epochs", "1", "--hidden", "4"]
+    argv += ["--state", "3", "--blocks", "1", "--batch-size", "40", "--no-progress"]
+    argv += ["--solver", "parallel", "--discretisation", "implicit"]
+    argv += ["--method", "newton", "--damping", "0.5", "--fallback"]
+    argv += ["--max-iters", "30", "--rtol", "1e-4", "--atol", "1e-6"]
+    assert cli.main(argv) == 0, capsys.readouterr().err
+    expected = lt.ParallelNewton(
+        method="newton",
+        rtol=1e-4,
+        atol=1e-6,
+        max_iters=30,
+        damping=0.5,
+        fallback=lt.Sequential(),
     )
-    assert (s["learning_rate"], s["hidden_size"], s["num_blocks"]) == (0.5, 64, 4)
-    s = cli._resolve_settings(parse(["train", "--out", "x"]))
-    assert s["hidden_size"] == cli.DEFAULTS.hidden_size
+    model, meta = load_checkpoint(out / "seed_2345" / "best.eqx")
+    assert model.solver == expected
+    assert model.discretisation == lt.ImplicitEuler()
+    assert meta["model_config"]["solver"]["damping"] == 0.5
+    assert meta["model_config"]["solver"]["fallback"]["type"] == "Sequential"
+    assert meta["model_config"]["discretisation"]["type"] == "ImplicitEuler"
+    results = json.loads((out / "results.json").read_text())
+    assert results["solver"] == "parallel"
+
+
+@pytest.mark.parametrize(
+    "args, solver",
+    [
+        ([], lt.ParallelNewton()),
+        (["--solver", "sequential"], lt.Sequential()),
+        (["--solver", "ode", "--ode-solver", "Heun"], lt.ODE(diffrax.Heun())),
+        (["--solver", "auto"], lt.Auto()),
+        (
+            ["--method", "quasi", "--fallback"],
+            lt.ParallelNewton(method="quasi", fallback=lt.Sequential()),
+        ),
+    ],
+)
+def test_solver_options_build_the_modules(args, solver):
+    parsed = cli.build_parser().parse_args(["train", "--out", "x", *args])
+    assert cli.solver_from_args(parsed) == solver
+
+
+@pytest.mark.parametrize(
+    "name, discretisation",
+    [
+        ("euler", lt.Euler()),
+        ("semi-implicit", lt.SemiImplicitEuler()),
+        ("implicit", lt.ImplicitEuler()),
+    ],
+)
+def test_discretisation_option_builds_the_module(name, discretisation):
+    argv = ["train", "--out", "x", "--discretisation", name]
+    parsed = cli.build_parser().parse_args(argv)
+    assert cli.discretisation_from_args(parsed) == discretisation
+
+
+def test_solver_options_rejected_by_parser(tmp_path, capsys):
+    for args in (["--solver", "fast"], ["--damping", "0"], ["--method", "exact"]):
+        with pytest.raises(SystemExit):
+            cli.main(["train", "--out", str(tmp_path), *args])
+        assert "error: argument" in capsys.readouterr().err
 
 
 def test_subcommands_are_pluggable(monkeypatch, capsys):
