@@ -1,7 +1,15 @@
+import dataclasses
+from typing import ClassVar
+
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+import jax.random as jr
 import numpy as np
+from jaxtyping import Array, Float
+
+import lrc_toolkit as lt
+from lrc_toolkit._neurons._init import inv_softplus
 
 
 def tree_allclose(x, y, *, rtol=1e-5, atol=1e-8):
@@ -24,3 +32,158 @@ def python_loop(neuron, x0, inputs, dt=1.0):
         x = x + jnp.asarray(h, x.dtype) * f(x, u)
         out.append(x)
     return jnp.stack(out)
+
+
+def scaled(neuron, factor):
+    """Every parameter multiplied by `factor`; positive parameters stored through a
+    softplus (fields ending in `_raw`) have their positive value multiplied."""
+    names, values = [], []
+    for field in dataclasses.fields(neuron):
+        value = getattr(neuron, field.name)
+        if eqx.is_inexact_array(value):
+            names.append(field.name)
+            if field.name.endswith("_raw"):
+                value = inv_softplus(factor * jax.nn.softplus(value))
+            else:
+                value = factor * value
+            values.append(value)
+    return eqx.tree_at(lambda n: [getattr(n, k) for k in names], neuron, values)
+
+
+# ------------------------------------------------- the published equations in numpy
+
+
+def _sigmoid(v):
+    return 1 / (1 + np.exp(-v))
+
+
+def numpy_lrc_field(neuron, x, u):
+    """The diagonal LRC vector field transcribed from DESIGN.md ("The mathematics in
+    one page") and the `LRC` docstring, in numpy, independently of `affine_form`:
+    elastance asymmetric $\\sigma(\\kappa x + \\beta)$, symmetric
+    $\\sigma(\\cdot + |s|) - \\sigma(\\cdot - |s|)$ or none ($1$); with the input
+    elastance $K_u u$ added to the pre-activation. Returns `(dx/dt, A, b)` with
+    $A = -\\sigma(f)\\epsilon$, $b = e_\\text{leak}\\tanh(z)\\epsilon$ (no rho clamp:
+    the clamp is checked separately)."""
+    p = jax.tree.map(np.asarray, neuron)
+    x, u = np.asarray(x), np.asarray(u)
+    s_u = _sigmoid(p.sigma_u * (u - p.mu_u))
+    s_x = _sigmoid(p.sigma_x * (x - p.mu_x))
+    f = p.g_leak + p.W_u @ s_u + p.w_x * s_x
+    z = p.g_leak + p.H_u @ s_u + p.h_x * s_x
+    if neuron.elastance == "none":
+        eps = np.ones_like(x)
+    else:
+        pre = p.kappa * x + p.beta
+        if p.K_u is not None:
+            pre = pre + p.K_u @ u
+        if neuron.elastance == "asymmetric":
+            eps = _sigmoid(pre)
+        else:
+            s = np.abs(p.half_width)
+            eps = _sigmoid(pre + s) - _sigmoid(pre - s)
+    A = -_sigmoid(f) * eps
+    b = p.e_leak * np.tanh(z) * eps
+    return eps * (-_sigmoid(f) * x + p.e_leak * np.tanh(z)), A, b
+
+
+def _softplus(v):
+    return np.logaddexp(0, v)
+
+
+def numpy_ltc_field(neuron, v, u):
+    """The LTC vector field transcribed from the `LTC` docstring (Hasani et al.
+    2021) in numpy, with the positive parameters stored through a softplus:
+
+    $c_m \\dot v_i = g_i(v_{\\text{leak},i} - v_i)
+    + \\sum_j w_{ji}\\sigma(\\sigma_{ji}(v_j - \\mu_{ji}))(E_{ji} - v_i)
+    + \\sum_k w^s_{ki}\\sigma(\\sigma^s_{ki}(u_k - \\mu^s_{ki}))(E^s_{ki} - v_i)$.
+
+    Returns `(dv/dt, A, b)` with $\\dot v = A v + b$ (the split the fused step
+    uses: everything multiplying $v_i$ in $A$)."""
+    p = jax.tree.map(np.asarray, neuron)
+    v, u = np.asarray(v), np.asarray(u)
+    cm = _softplus(p.cm_raw)
+    g = _softplus(p.g_leak_raw)
+    # syn[j, i]: the synapse from neuron j (input k) onto neuron i
+    syn = _softplus(p.w_raw) * _sigmoid(p.sigma * (v[:, None] - p.mu))
+    sens = _softplus(p.sensory_w_raw) * _sigmoid(
+        p.sensory_sigma * (u[:, None] - p.sensory_mu)
+    )
+    dv = (
+        g * (p.v_leak - v)
+        + np.sum(syn * (p.erev - v[None, :]), axis=0)
+        + np.sum(sens * (p.sensory_erev - v[None, :]), axis=0)
+    )
+    A = -(g + syn.sum(0) + sens.sum(0))
+    b = g * p.v_leak + (syn * p.erev).sum(0) + (sens * p.sensory_erev).sum(0)
+    return dv / cm, A / cm, b / cm
+
+
+# ------------------------------------------------------------- test-only neurons
+
+
+class FastTau(lt.AbstractLiquidNeuron):
+    r"""A liquid neuron with an input-dependent time constant that gets short (issue
+    11): $\frac{dx}{dt} = (\tanh(W_2 u) - x - \frac12\tanh(x)) / \tau(u)$,
+    $\tau(u) = \mathrm{softplus}(W u + 1)$. Its derivative
+    $\partial f_i/\partial x_i = -(1 + \frac12\mathrm{sech}^2 x_i)/\tau_i(u)$ lies
+    in $[-1.5/\tau, -1/\tau]$: the ODE is stable and the backward-Euler residual
+    strictly monotone, but where $\tau \lesssim \Delta t/2$ explicit Euler
+    overshoots (step factor below $-1$)."""
+
+    state_size: int = eqx.field(static=True)
+    input_size: int = eqx.field(static=True)
+    jacobian_structure: ClassVar[str] = "diagonal"
+    W: Float[Array, "D P"]
+    W2: Float[Array, "D P"]
+
+    def __init__(self, state_size, input_size, *, scale=1.0, dtype=jnp.float64, key):
+        k1, k2 = jr.split(key)
+        self.state_size, self.input_size = state_size, input_size
+        self.W = scale * jr.normal(k1, (state_size, input_size), dtype)
+        self.W2 = jr.normal(k2, (state_size, input_size), dtype)
+
+    def tau(self, u):
+        return jax.nn.softplus(self.W @ u + 1)
+
+    def vector_field(self, x, u):
+        return (jnp.tanh(self.W2 @ u) - x - 0.5 * jnp.tanh(x)) / self.tau(u)
+
+
+def numpy_fast_tau_implicit(neuron, x0, inputs, dt=1.0, iters=50):
+    r"""Backward Euler for `FastTau` as a plain numpy loop: per step, scalar Newton on
+    $r(y) = y - x - \Delta t\, (c - y - \tanh(y)/2)/\tau$ with the hand-written
+    derivative $r'(y) = 1 + \Delta t\,(1 + \mathrm{sech}^2(y)/2)/\tau$."""
+    W, W2 = np.asarray(neuron.W, np.float64), np.asarray(neuron.W2, np.float64)
+    x = np.asarray(x0, np.float64)
+    dts = np.broadcast_to(np.asarray(dt, np.float64), (inputs.shape[0],))
+    out = []
+    for u, h in zip(np.asarray(inputs, np.float64), dts):
+        tau = _softplus(W @ u + 1)
+        c = np.tanh(W2 @ u)
+        y = x.copy()
+        for _ in range(iters):
+            r = y - x - h * (c - y - 0.5 * np.tanh(y)) / tau
+            y = y - r / (1 + h * (1 + 0.5 / np.cosh(y) ** 2) / tau)
+        x = y
+        out.append(x)
+    return np.stack(out)
+
+
+class NaNField(lt.AbstractLiquidNeuron):
+    """A (buggy) neuron whose vector field returns NaN wherever the first input
+    channel exceeds 1 (e.g. a log of a negative number in user code)."""
+
+    state_size: int = eqx.field(static=True)
+    input_size: int = eqx.field(static=True)
+    jacobian_structure: ClassVar[str] = "diagonal"
+    w: Float[Array, " D"]
+
+    def __init__(self, state_size, input_size, dtype=jnp.float64):
+        self.state_size, self.input_size = state_size, input_size
+        self.w = jnp.ones(state_size, dtype)
+
+    def vector_field(self, x, u):
+        bad = jnp.where(u[0] > 1, jnp.nan, 0).astype(x.dtype)
+        return -self.w * x + jnp.tanh(jnp.sum(u)).astype(x.dtype) + bad

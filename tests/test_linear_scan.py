@@ -68,25 +68,36 @@ def test_auto_scan_picks_sequential_on_cpu():
     assert default_scan() == expected
 
 
-@pytest.mark.parametrize("mode", ["auto", "sequential", "parallel"])
+SOLVERS = {
+    "auto": lt.Auto(),
+    "sequential": lt.Sequential(),
+    "sequential_autodiff": lt.Sequential(autodiff=True),
+    "parallel": lt.ParallelNewton(),
+    "parallel_associative": lt.ParallelNewton(recurrence=lt.AssociativeScan()),
+    "parallel_sequential_scan": lt.ParallelNewton(recurrence=lt.SequentialScan()),
+}
+
+
+@pytest.mark.parametrize("mode", list(SOLVERS))
 def test_solve_modes_match_python_loop_and_finite_differences(mode, getkey):
     from .helpers import python_loop
 
+    solver = SOLVERS[mode]
     neuron = lt.LRC(5, 3, key=getkey())
     inputs = jr.normal(getkey(), (30, 3))
     x0 = 0.1 * jr.normal(getkey(), (5,))
-    sol = lt.solve(neuron, x0, inputs, mode=mode)
+    sol = lt.solve(neuron, x0, inputs, solver=solver)
     assert sol.converged
     assert tree_allclose(sol.states, python_loop(neuron, x0, inputs), atol=1e-9)
     w = jr.normal(getkey(), (30, 5))
 
     def loss(inputs, x0):
-        return jnp.sum(w * lt.solve(neuron, x0, inputs, mode=mode).states)
+        return jnp.sum(w * lt.solve(neuron, x0, inputs, solver=solver).states)
 
     jax.test_util.check_grads(loss, (inputs, x0), order=1, modes=["rev"])
     # parameter gradients against autodiff through the plain loop
     g = eqx.filter_grad(
-        lambda n: jnp.sum(w * lt.solve(n, x0, inputs, mode=mode).states)
+        lambda n: jnp.sum(w * lt.solve(n, x0, inputs, solver=solver).states)
     )(neuron)
     g_ref = eqx.filter_grad(lambda n: jnp.sum(w * python_loop(n, x0, inputs)))(neuron)
     assert tree_allclose(g, g_ref, rtol=1e-7, atol=1e-9)
@@ -94,7 +105,23 @@ def test_solve_modes_match_python_loop_and_finite_differences(mode, getkey):
 
 def test_solve_errors(getkey):
     neuron = lt.LRC(2, 1, key=getkey())
-    with pytest.raises((ValueError, TypeError), match="mode"):
-        lt.solve(neuron, jnp.zeros(2), jnp.zeros((3, 1)), mode="fast")
+    with pytest.raises((ValueError, TypeError), match="solver"):
+        lt.solve(neuron, jnp.zeros(2), jnp.zeros((3, 1)), solver="fast")
     with pytest.raises(TypeError, match="unexpected keyword"):
-        lt.solve(neuron, jnp.zeros(2), jnp.zeros((3, 1)), mode="sequential", tol=1)
+        lt.solve(neuron, jnp.zeros(2), jnp.zeros((3, 1)), mode="sequential")
+    with pytest.raises(TypeError, match="unexpected keyword"):
+        lt.solve(neuron, jnp.zeros(2), jnp.zeros((3, 1)), solver=lt.Sequential(), tol=1)
+
+
+def test_recurrences_match_loop(getkey):
+    """The `AbstractRecurrence` modules that `ParallelNewton(recurrence=...)` takes,
+    against the plain loop, forwards and reversed, diagonal and dense."""
+    for dense in (False, True):
+        shape = (23, 3, 3) if dense else (23, 3)
+        a = 0.5 * jr.normal(getkey(), shape)
+        b = jr.normal(getkey(), (23, 3))
+        for recurrence in (lt.AssociativeScan(), lt.SequentialScan()):
+            for reverse in (False, True):
+                expected = python_recurrence(a, b, reverse)
+                got = recurrence(a, b, reverse=reverse)
+                assert tree_allclose(got, jnp.asarray(expected), rtol=1e-12, atol=1e-12)

@@ -62,53 +62,87 @@ def test_rho_clamp_bounds_the_transition_factor(seed, scale, rho, elastance):
     assert jnp.all((factor >= 0) & (factor <= rho + 1e-12))
 
 
+def _frozen(n, x0, u):
+    """The states and the frozen factors λ_t = 1 + A_t, offsets b_t of the LRC's
+    Euler step along its trajectory (x_t = λ_t x_{t-1} + b_t there exactly)."""
+    states = lt.solve(n, x0, u, solver=lt.Sequential()).states
+    prev = jnp.concatenate([x0[None], states[:-1]])
+    A, b = jax.vmap(lambda x, v: n.affine_form(x, n.drive(v)))(prev, u)
+    return states, 1 + A, b
+
+
 @SETTINGS
 @given(seeds, scales, st.floats(0.5, 0.99))
 def test_lemma_1_rho_contraction(seed, scale, rho):
     """Lemma 1: the frozen update x -> λ_t x + b_t with λ_t ≤ ρ (λ_t, b_t taken from
-    the LRC along a trajectory) contracts distances by ρ."""
+    the LRC along a trajectory) contracts distances by ρ. The frozen recurrence is
+    run by the library's `linear_recurrence` (both scans), from the trajectory's
+    x_0 (where it reproduces the solver's states) and from two other states."""
     n = _neuron(seed, scale, rho=rho)
     u = _inputs(seed)
     x0 = jnp.zeros(6)
-    states = lt.solve_sequential(n, x0, u).states
-    prev = jnp.concatenate([x0[None], states[:-1]])
-    A, b = jax.vmap(lambda x, u: n.affine_form(x, n.drive(u)))(prev, u)
-    lam = 1 + A
-    xs = jr.normal(jr.key(seed + 3), (2, 6))
-    x, y = xs
-    for t in range(u.shape[0]):
-        x_new, y_new = lam[t] * x + b[t], lam[t] * y + b[t]
-        assert jnp.linalg.norm(x_new - y_new) <= rho * jnp.linalg.norm(x - y) + 1e-12
-        x, y = x_new, y_new
+    states, lam, b = _frozen(n, x0, u)
+    starts = jnp.concatenate([x0[None], jr.normal(jr.key(seed + 3), (2, 6))])
+    for scan in ("sequential", "associative"):
+        # x_t = λ_t x_{t-1} + b_t from x_0 = s: the first offset carries λ_1 s.
+        runs = [
+            lt.linear_recurrence(lam, b.at[0].add(lam[0] * s), scan=scan)
+            for s in starts
+        ]
+        np.testing.assert_allclose(runs[0], states, rtol=0, atol=1e-12)
+        x = jnp.concatenate([starts[1][None], runs[1]])
+        y = jnp.concatenate([starts[2][None], runs[2]])
+        dist = jnp.linalg.norm(x - y, axis=1)
+        assert jnp.all(dist[1:] <= rho * dist[:-1] + 1e-12)
+
+
+class _Frozen(lt.AbstractLiquidNeuron):
+    """The frozen LRC recurrence as a neuron: input (λ_t − 1, b_t), Euler step with
+    Δt = 1 gives x_t = λ_t x_{t-1} + b_t. Its b-input cotangents are the adjoint
+    states ∂L/∂x_t of any solve."""
+
+    state_size: int = 6
+    input_size: int = 12
+    jacobian_structure = "diagonal"
+
+    def vector_field(self, x, u):
+        return u[:6] * x + u[6:]
+
+
+@jax.jit
+def _adjoint_states(lam, b, x0, w):
+    """∂L/∂x_t for L = w · tanh(x_T), t = 1..T, from the library's fixed-point
+    adjoint (Sequential and ParallelNewton) and its autodiff through the scan."""
+
+    def loss(b, solver):
+        u = jnp.concatenate([lam - 1, b], axis=1)
+        x = lt.solve(_Frozen(), x0, u, solver=solver).states
+        return jnp.dot(w, jnp.tanh(x[-1]))
+
+    solvers = (lt.Sequential(), lt.ParallelNewton(), lt.Sequential(autodiff=True))
+    return [jax.grad(loss)(b, solver) for solver in solvers]
 
 
 @SETTINGS
 @given(seeds, scales, st.floats(0.5, 0.99))
 def test_theorem_1_gradient_bound(seed, scale, rho):
     """Theorem 1: with the frozen factors λ_t ≤ ρ, a loss of x_T only has
-    ‖∂L/∂x_τ‖ ≤ ρ^(T−τ) ‖∂L/∂x_T‖ (checked by autodiff of the frozen recurrence)."""
+    ‖∂L/∂x_τ‖ ≤ ρ^(T−τ) ‖∂L/∂x_T‖, checked on the adjoint states computed by the
+    solvers' own gradients (fixed-point adjoint, Newton's, autodiff)."""
     T = 30
     n = _neuron(seed, scale, rho=rho)
     u = _inputs(seed, T)
-    states = lt.solve_sequential(n, jnp.zeros(6), u).states
-    prev = jnp.concatenate([jnp.zeros((1, 6)), states[:-1]])
-    A, b = jax.vmap(lambda x, v: n.affine_form(x, n.drive(v)))(prev, u)
-    lam = 1 + A  # frozen along the trajectory: the theorem's assumption
+    x0 = jnp.zeros(6)
+    states, lam, b = _frozen(n, x0, u)
     w = jr.normal(jr.key(seed + 4), (6,))
-
-    def loss_from(tau, x_tau):
-        x = x_tau
-        for t in range(tau + 1, T):
-            x = lam[t] * x + b[t]
-        return jnp.dot(w, jnp.tanh(x))
-
-    x_T = states[-1]
-    g_T = jnp.linalg.norm(jax.grad(lambda x: loss_from(T - 1, x))(x_T))
-    for tau in (0, 5, 17, T - 2):
-        g = jnp.linalg.norm(jax.grad(lambda x: loss_from(tau, x))(states[tau]))
-        # Evaluated on the trajectory, the forward pass from x_τ reproduces x_T, so
-        # ∂L/∂x_T is the same vector in both and the bound is exact to check.
-        assert g <= rho ** (T - 1 - tau) * g_T * (1 + 1e-12) + 1e-15
+    for g in _adjoint_states(lam, b, x0, w):
+        g_T = jnp.linalg.norm(g[-1])
+        # ∂L/∂x_T = w ⊙ sech²(x_T), as written by hand
+        np.testing.assert_allclose(g[-1], w / jnp.cosh(states[-1]) ** 2, rtol=1e-12)
+        for tau in range(T - 1):  # g[tau] is ∂L/∂x_{tau+1}
+            bound = rho ** (T - 1 - tau) * g_T
+            assert jnp.linalg.norm(g[tau]) <= bound * (1 + 1e-12) + 1e-15
+        assert jnp.linalg.norm(g[0]) > 0
 
 
 def test_true_jacobian_can_exceed_rho():
@@ -119,8 +153,8 @@ def test_true_jacobian_can_exceed_rho():
     for seed in range(5):
         n = _neuron(seed, 4.0, rho=rho)
         u = _inputs(seed, 200, scale=4.0)
-        states = lt.solve_sequential(n, jnp.zeros(6), u).states
-        factors = lt.transition_factors(n, jnp.zeros(6), states, u)
+        states = lt.solve(n, jnp.zeros(6), u, solver=lt.Sequential()).states
+        factors = lt.transition_factors(n, jnp.zeros(6), u, states)
         worst = max(worst, float(jnp.max(jnp.abs(factors))))
     assert worst > rho
 
@@ -133,7 +167,8 @@ def test_first_k_states_exact_after_k_newton_iterations(seed, scale, k):
     x0 = jr.normal(jr.key(seed + 5), (6,))
     init = 5 * jr.normal(jr.key(seed + 6), (25, 6))
     reference = python_loop(n, x0, u)
-    sol = lt.solve_parallel(n, x0, u, max_iters=k, init=init, throw=False)
+    solver = lt.ParallelNewton(max_iters=k)
+    sol = lt.solve(n, x0, u, solver=solver, init=init, throw=False)
     done = int(sol.iterations)
     assert done <= k
     np.testing.assert_allclose(sol.states[:done], reference[:done], rtol=0, atol=1e-11)
@@ -146,8 +181,8 @@ def test_stress_million_steps(dtype):
     n = lt.LRC(D, 4, dtype=dtype, key=jr.key(0))
     u = jr.normal(jr.key(1), (T, 4), dtype)
     x0 = jnp.zeros(D, dtype)
-    seq = jax.jit(lambda u: lt.solve_sequential(n, x0, u).states)(u)
-    par = jax.jit(lambda u: lt.solve_parallel(n, x0, u))(u)
+    seq = jax.jit(lambda u: lt.solve(n, x0, u, solver=lt.Sequential()).states)(u)
+    par = jax.jit(lambda u: lt.solve(n, x0, u, solver=lt.ParallelNewton()))(u)
     assert jnp.all(jnp.isfinite(par.states))
     assert par.converged
     tol = 1e-5 if dtype == jnp.float32 else 1e-9
