@@ -12,7 +12,7 @@ DEFAULT_VARIANTS = ("lrc", "stc", "gru", "mgu", "lstm", "dense-lrc")
 
 def add_ablate_parser(subparsers) -> None:
     from .ablation import AblationSetup, VARIANTS
-    from .cli import _positive_float, _positive_int, _seed, DEFAULT_DATASET
+    from .cli._args import DEFAULT_DATASET, positive_float, positive_int, seed
 
     d = AblationSetup()
     p = subparsers.add_parser(
@@ -36,15 +36,15 @@ def add_ablate_parser(subparsers) -> None:
         metavar="VARIANT",
         help=f"default: {' '.join(DEFAULT_VARIANTS)}",
     )
-    p.add_argument("--seeds", type=_seed, nargs="+", default=list(PAPER_SEEDS))
+    p.add_argument("--seeds", type=seed, nargs="+", default=list(PAPER_SEEDS))
     p.add_argument("--out", required=True, help="output directory")
-    p.add_argument("--blocks", type=_positive_int, default=d.num_blocks)
-    p.add_argument("--state", type=_positive_int, default=d.state_size)
-    p.add_argument("--hidden", type=_positive_int, default=d.hidden_size)
-    p.add_argument("--lr", type=_positive_float, default=d.learning_rate)
-    p.add_argument("--batch-size", type=_positive_int, default=d.batch_size)
-    p.add_argument("--epochs", type=_positive_int, default=d.epochs)
-    p.add_argument("--patience", type=_positive_int, default=d.patience)
+    p.add_argument("--blocks", type=positive_int, default=d.num_blocks)
+    p.add_argument("--state", type=positive_int, default=d.state_size)
+    p.add_argument("--hidden", type=positive_int, default=d.hidden_size)
+    p.add_argument("--lr", type=positive_float, default=d.learning_rate)
+    p.add_argument("--batch-size", type=positive_int, default=d.batch_size)
+    p.add_argument("--epochs", type=positive_int, default=d.epochs)
+    p.add_argument("--patience", type=positive_int, default=d.patience)
     p.add_argument("--data-dir", help="directory of downloaded UEA data sets")
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
     p.set_defaults(func=run_ablate)

@@ -19,7 +19,7 @@ def _default_discretisation(name, neuron) -> str:
 
 
 def add_compare_parser(subparsers) -> None:
-    from .cli import _DISCRETISATIONS, _positive_float, _positive_int, _seed
+    from .cli._args import DISCRETISATIONS, positive_float, positive_int, seed
     from .models import NEURONS
 
     p = subparsers.add_parser(
@@ -41,31 +41,31 @@ def add_compare_parser(subparsers) -> None:
     )
     p.add_argument(
         "--discretisation",
-        choices=_DISCRETISATIONS,
+        choices=DISCRETISATIONS,
         help="the step of the sequential and parallel views (default: closed-form for "
         "CfC neurons, semi-implicit for ltc, euler for the others)",
     )
     p.add_argument(
-        "--state", type=_positive_int, default=16, help="state size D (default: 16)"
+        "--state", type=positive_int, default=16, help="state size D (default: 16)"
     )
     p.add_argument(
         "--inputs",
-        type=_positive_int,
+        type=positive_int,
         default=4,
         help="input channels P (default: %(default)s)",
     )
     p.add_argument(
         "--length",
-        type=_positive_int,
+        type=positive_int,
         default=1000,
         help="time steps T (default: %(default)s)",
     )
     p.add_argument(
-        "--dt", type=_positive_float, default=1.0, help="step size (default: 1.0)"
+        "--dt", type=positive_float, default=1.0, help="step size (default: 1.0)"
     )
     p.add_argument(
         "--seed",
-        type=_seed,
+        type=seed,
         default=0,
         help="seed of the neuron and the input (default: %(default)s)",
     )
