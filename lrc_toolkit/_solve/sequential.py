@@ -17,10 +17,8 @@ class Sequential(AbstractLiquidSolver):
     For a diagonal neuron each step also computes, by one JVP along ones, the step
     factor $\partial\Phi_i/\partial x_i$ and $\partial f_i/\partial x_i$, so that an
     unstable explicit step is reported (`RESULTS.unstable_step`) and
-    `stats["max_factor"]` is the largest $|\partial\Phi_i/\partial x_i|$ (NaN for a
-    dense neuron, where that would cost $D$ JVPs per step; use
-    [`ParallelNewton`][lrc_toolkit.ParallelNewton] or
-    [`transition_factors`][lrc_toolkit.transition_factors] there).
+    `stats["max_factor"]` is the largest $|\partial\Phi_i/\partial x_i|$ (for a
+    dense neuron the diagonal of the step Jacobian, $D$ JVPs per step).
 
     **Arguments:**
 
@@ -88,6 +86,22 @@ class _Scan(eqx.Module):
             )[1]
             factor = jax.lax.stop_gradient(factor)
             # As the running maxima: NaN steps skipped per component (fmax).
+            max_factor = jnp.nanmax(jnp.abs(factor).astype(real), axis=0)
+            unstable = self.discretisation.unstable(neuron, prev, d_, dt_, factor)
+        if (
+            self.check_stability
+            and neuron.jacobian_structure != "diagonal"
+            and not self.discretisation.implicit
+        ):
+            # A dense neuron: the diagonal of each step's Jacobian (D JVPs per step,
+            # vectorised over the steps), so that the same fault gives the same
+            # outcome as in `ParallelNewton`, whose dense linearisation has it.
+            prev = jax.lax.stop_gradient(shifted(x0, states))
+            d_, dt_ = jax.lax.stop_gradient((d, dt))
+            jac = jax.vmap(jax.jacfwd(phi, holomorphic=jnp.iscomplexobj(prev)))(
+                prev, d_, dt_
+            )
+            factor = jnp.diagonal(jax.lax.stop_gradient(jac), axis1=-2, axis2=-1)
             max_factor = jnp.nanmax(jnp.abs(factor).astype(real), axis=0)
             unstable = self.discretisation.unstable(neuron, prev, d_, dt_, factor)
         max_factor, unstable = jnp.max(max_factor), jnp.any(unstable)

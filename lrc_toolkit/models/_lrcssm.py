@@ -599,9 +599,11 @@ class LrcSSM(eqx.Module):
         num_outputs = config.pop("num_outputs")
         return cls(input_size, num_outputs, **config, neurons=neurons, key=key)
 
-    def _steps(self, T: int, ts) -> Float[Array, " T"]:
+    def _steps(self, T: int, ts, mask=None) -> Float[Array, " T"]:
         """The step sizes: from the time stamps `ts` (their differences, the first
-        step repeating the second) or the model's constant `dt`."""
+        step repeating the second) or the model's constant `dt`. Padded steps
+        (`mask` False) step by `dt`, whatever their time stamps: they come after the
+        real ones and cannot influence them."""
         if ts is None:
             return jnp.full((T,), self.dt, self.dtype)
         ts = jnp.asarray(ts, self.dtype)
@@ -610,7 +612,10 @@ class LrcSSM(eqx.Module):
                 f"`ts` must have one time stamp per step, shape ({T},); got {ts.shape}."
             )
         first = ts[1] - ts[0] if T > 1 else jnp.asarray(self.dt, self.dtype)
-        return jnp.concatenate([first[None], jnp.diff(ts)])
+        dt = jnp.concatenate([first[None], jnp.diff(ts)])
+        if mask is not None:
+            dt = jnp.where(mask, dt, jnp.asarray(self.dt, self.dtype))
+        return dt
 
     def _check(self, x, mask):
         x = jnp.asarray(x)
@@ -641,7 +646,7 @@ class LrcSSM(eqx.Module):
 
     def _forward(self, x, mask, ts) -> tuple[Array, tuple[Solution, ...]]:
         x, mask = self._check(x, mask)
-        dt = self._steps(x.shape[0], ts)
+        dt = self._steps(x.shape[0], ts, mask)
         h = jax.vmap(self.encoder)(x)
         solutions = []
         for i, block in enumerate(self.blocks):
