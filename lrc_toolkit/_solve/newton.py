@@ -314,20 +314,23 @@ class _Sweep(eqx.Module):
         if n == 1:
             X_new, s = self.block(x0, x0, X, d, dt, valid, atol, rtol)
         else:
-            chunks = jax.tree.map(
-                lambda a: a.reshape(n, C, *a.shape[1:]), (X, d, dt, valid)
-            )
+            # A loop over chunk offsets with dynamic slices along the time axis
+            # (not a scan over a reshaped chunk axis): under `jax.vmap` the batch
+            # axis then stays in front, where a scan would transpose every
+            # per-step array to put its scanned axis first, each iteration.
+            def chunk(a, i):
+                return jax.lax.dynamic_slice_in_dim(a, i * C, C, axis=0)
 
-            def body(carry, args):
-                x_in, x_prev, s = carry
-                Xc, dc, dtc, vc = args
+            def body(i, carry):
+                x_in, x_prev, s, X_new = carry
+                Xc = chunk(X, i)
+                dc, dtc, vc = jax.tree.map(lambda a: chunk(a, i), (d, dt, valid))
                 Xc_new, sc = self.block(x_in, x_prev, Xc, dc, dtc, vc, atol, rtol)
-                s = _combine(s, sc)
-                return (Xc_new[-1], Xc[-1], s), Xc_new
+                X_new = jax.lax.dynamic_update_slice_in_dim(X_new, Xc_new, i * C, 0)
+                return Xc_new[-1], Xc[-1], _combine(s, sc), X_new
 
-            init_s = _neutral(X.dtype)
-            (_, _, s), X_new = jax.lax.scan(body, (x0, x0, init_s), chunks)
-            X_new = X_new.reshape(n * C, -1)
+            init = (x0, x0, _neutral(X.dtype), jnp.zeros_like(X))
+            _, _, s, X_new = jax.lax.fori_loop(0, n, body, init)
         real = jnp.finfo(X.dtype).dtype
         s = dict(
             s,
