@@ -63,8 +63,13 @@ def pieces(neuron, x0, u, chunks, iterations):
         return eqx.filter_jit(eqx.filter_grad(loss))
 
     def sweep(chunk):
+        """One Newton sweep on arrays padded to whole chunks (as in the loop)."""
         s = _Sweep(neuron, euler, recurrence, "newton", None, chunk)
-        return eqx.filter_jit(lambda X: s(x0, X, d, dt, atol, rtol)[0])
+        C, n = s.layout(T)
+        dp, dtp = s.pad((d, dt), T)
+        valid = jnp.arange(n * C) < T
+        f = eqx.filter_jit(lambda X: s(x0, X, dp, dtp, valid, atol, rtol)[0])
+        return functools.partial(f, s.pad(states, T))
 
     def plain_sweep(X):
         """Linearise + Newton offsets + recurrence, no convergence bookkeeping."""
@@ -110,13 +115,13 @@ def pieces(neuron, x0, u, chunks, iterations):
             "linearise + offsets + scan",
         ),
         "sweep, unchunked (chunk_size=T)": (
-            functools.partial(sweep(T), states),
+            sweep(T),
             "one Newton iteration with the convergence summaries",
         ),
     }
     for c in chunks:
         fns[f"sweep, chunk_size={c}"] = (
-            functools.partial(sweep(c), states),
+            sweep(c),
             "one Newton iteration, cache-blocked",
         )
     fns["ParallelNewton(), unchunked: full solve"] = (

@@ -32,7 +32,7 @@ def table(T, D, batch, out=RESULTS) -> str:
     labels = {
         "sequential": "forward, `Sequential(check_stability=False)` (lax.scan)",
         "sequential_checked": "forward, `Sequential()` (with its stability check)",
-        "parallel": "forward, `ParallelNewton()` (chunked sweep, 512 steps)",
+        "parallel": "forward, `ParallelNewton()` (default chunked sweep)",
         "parallel_unchunked": "forward, `ParallelNewton(chunk_size=T)` (unchunked)",
         "parallel_assoc": "forward, `ParallelNewton(recurrence=AssociativeScan())`",
         "naive": "forward, naive reference-style quasi-DEER",

@@ -18,6 +18,12 @@ does. Its configuration matches ours: the same H, D, number of blocks, one-layer
 MLPs of width H, batch 4, `--quasi` (its diagonal Newton), ReLU and weight-free
 LayerNorms (its defaults; ours are GELU and affine LayerNorms).
 
+Contenders: `ours` (LrcSSM's defaults: `ParallelNewton()`, GELU, affine
+LayerNorms), `ours_reference_arch` (LrcSSM with the reference's architecture
+choices: ReLU, He-uniform MLPs, weight-free LayerNorms, residual on the normalised
+input), with `--sequential` `ours_sequential` (`solver=Sequential()`, what `Auto()`
+picks on a CPU), and with `--reference` the reference's own step.
+
 Contenders are compiled and warmed up first, then timed in rounds, each round
 running `--steps` steps of every contender in turn (the machine is shared: quote
 the ratios, which are measured in the same rounds). Writes
@@ -76,9 +82,16 @@ def optimiser(c: Config):
     )
 
 
-def ours(c: Config, solver=None, seed: int = 0):
+# LrcSSM's options that reproduce the reference's architecture (ReLU MLPs with
+# He-uniform weights, weight-free LayerNorms, residual on the normalised input).
+REFERENCE_ARCHITECTURE = dict(
+    activation="relu", norm_affine=False, residual="normalised", init="he_uniform"
+)
+
+
+def ours(c: Config, solver=None, seed: int = 0, **options):
     """Our model and jitted training step: `step(state, x, y) -> (state, loss)`."""
-    kwargs = {} if solver is None else {"solver": solver}
+    kwargs = dict(options) if solver is None else dict(options, solver=solver)
     model = LrcSSM(
         c.input_size,
         c.num_classes,
@@ -91,6 +104,9 @@ def ours(c: Config, solver=None, seed: int = 0):
     )
     optim = optimiser(c)
     params, static = eqx.partition(model, eqx.is_inexact_array)
+    params = jax.tree.map(
+        jnp.copy, params
+    )  # `step` donates them; `model` keeps its own
     opt_state = optim.init(params)
 
     def loss_fn(params, x, y):
@@ -251,6 +267,7 @@ def run(preset, args):
     c = PRESETS[preset]
     x, y = data(c)
     contenders = {"ours": ours(c)[:2]}
+    contenders["ours_reference_arch"] = ours(c, **REFERENCE_ARCHITECTURE)[:2]
     if args.sequential:
         contenders["ours_sequential"] = ours(c, lt.Sequential())[:2]
     if args.reference is not None:
@@ -304,14 +321,16 @@ def profile(preset, args):
 
     def grad_of(f, *args):
         """jitted value-and-grad of sum(w * f(*args)) w.r.t. every inexact leaf."""
-        out = jax.eval_shape(f, *args)
+        out = eqx.filter_eval_shape(f, *args)
         w = jr.normal(next(key), out.shape, out.dtype)
         g = eqx.filter_jit(
             eqx.filter_grad(lambda a: jnp.sum(w * f(*a)))
         )  # grad w.r.t. modules and arrays
         return functools.partial(g, args)
 
-    bmap = lambda f: jax.vmap(jax.vmap(f))
+    def per_step(m, v):
+        return jax.vmap(jax.vmap(m))(v)
+
     newton = lt.ParallelNewton()
     x0 = jnp.zeros((D,), jnp.float32)
     dt = jnp.ones((T,), jnp.float32)
@@ -361,17 +380,17 @@ def profile(preset, args):
             grad_of(stand_in, model, x),
             "encoder, LayerNorms, GELU MLPs, decoder; forward + gradient",
         ),
-        "encoder MLP": (grad_of(bmap(model.encoder), model.encoder, x), "P -> H -> H"),
+        "encoder MLP": (grad_of(per_step, model.encoder, x), "P -> H -> H"),
         f"block MLP (x{c.num_blocks})": (
-            grad_of(bmap(block.mlp), block.mlp, s),
+            grad_of(per_step, block.mlp, s),
             "D -> H -> H",
         ),
         f"LayerNorm (x{2 * c.num_blocks})": (
-            grad_of(bmap(block.norm_in), block.norm_in, h),
+            grad_of(per_step, block.norm_in, h),
             "affine",
         ),
         "decoder MLP": (
-            grad_of(bmap(model.decoder), model.decoder, h),
+            grad_of(per_step, model.decoder, h),
             "H -> H -> classes",
         ),
         "GELU on (B, T, H)": (grad_of(jax.nn.gelu, h), "tanh approximation"),
