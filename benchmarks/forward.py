@@ -6,8 +6,8 @@
 Contenders: `sequential` is `lt.Sequential(check_stability=False)`, the plain
 `lax.scan` baseline every ratio refers to; `sequential_checked` is `lt.Sequential()`
 with its per-step stability check (the check's cost); `parallel` is
-`lt.ParallelNewton()` with its defaults (the cache-blocked sweep, 512 steps per
-chunk with the CPU's sequential scan); `parallel_unchunked` the same sweep over the
+`lt.ParallelNewton()` with its defaults (the cache-blocked sweep with the CPU's
+sequential scan: about 32768 / D steps per chunk, 500 at D = 64); `parallel_unchunked` the same sweep over the
 whole sequence at once (`chunk_size=T`); `parallel_assoc` the associative scan;
 `naive` the reference implementation's quasi-DEER written its way; `solve_auto`
 `lt.Auto()`. `--chunks 128 256 ...` adds `parallel_c<N>` contenders
