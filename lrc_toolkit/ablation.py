@@ -24,6 +24,7 @@ import numpy as np
 from jaxtyping import Array, ArrayLike, Bool, Float, Int
 
 from ._solve.newton import ParallelNewton
+from .training._config import ABLATION_PRESET, Preset
 
 
 @dataclasses.dataclass(frozen=True)
@@ -64,23 +65,6 @@ VARIANTS: dict[str, Variant] = {
 }
 
 
-@dataclasses.dataclass(frozen=True)
-class AblationSetup:
-    """The fixed training setup of the paper's ablations.
-
-    **Fields:** `num_blocks` (6), `state_size` (64), `hidden_size` (64),
-    `learning_rate` (1e-4), `batch_size` (4), `epochs` (100), `patience` (20).
-    """
-
-    num_blocks: int = 6
-    state_size: int = 64
-    hidden_size: int = 64
-    learning_rate: float = 1e-4
-    batch_size: int = 4
-    epochs: int = 100
-    patience: int = 20
-
-
 def newton_iterations(
     model, x: Float[ArrayLike, "T P"], mask: Bool[ArrayLike, " T"] | None = None
 ) -> Int[Array, " L"]:
@@ -112,7 +96,7 @@ def run_ablation(
     variants: Sequence[str],
     seeds: Sequence[int],
     *,
-    setup: AblationSetup = AblationSetup(),
+    setup: Preset = ABLATION_PRESET,
     out_dir: str | os.PathLike | None = None,
     data_dir: str | os.PathLike | None = None,
     progress: bool = False,
@@ -131,7 +115,9 @@ def run_ablation(
     - `dataset`: a UEA data set name.
     - `variants`: keys of `lrc_toolkit.ablation.VARIANTS`.
     - `seeds`: split seeds (the paper: 2345, 3456, 4567, 5678, 6789).
-    - `setup`: an [`AblationSetup`][lrc_toolkit.ablation.AblationSetup].
+    - `setup`: a [`Preset`][lrc_toolkit.training.Preset], default
+        [`ABLATION_PRESET`][lrc_toolkit.training.ABLATION_PRESET] (the paper's fixed
+        setup: 6 blocks, state 64, hidden 64, lr 1e-4).
     - `out_dir`: where each run writes its checkpoints (`<variant>/seed_<s>/`).
     - `data_dir`: where the UEA data lives (default: `load_uea`'s).
     - `progress`: show per-run progress bars.
@@ -145,7 +131,7 @@ def run_ablation(
     """
     from .data import load_uea
     from .models import LrcSSM
-    from .training import fit, TrainConfig
+    from .training import fit
 
     unknown = [v for v in variants if v not in VARIANTS]
     if unknown:
@@ -165,21 +151,13 @@ def run_ablation(
             model = LrcSSM(
                 ds.input_size,
                 ds.num_classes,
-                hidden_size=setup.hidden_size,
-                state_size=setup.state_size,
-                num_blocks=setup.num_blocks,
+                **setup.model_kwargs(),
                 neuron=variant.neuron,
                 solver=ParallelNewton(method=variant.method),
                 dtype=jnp.float32,
                 key=jr.key(seed),
             )
-            config = TrainConfig(
-                epochs=setup.epochs,
-                batch_size=setup.batch_size,
-                learning_rate=setup.learning_rate,
-                patience=setup.patience,
-                seed=seed,
-            )
+            config = dataclasses.replace(setup.train, seed=seed)
             start = time.perf_counter()
             result = fit(
                 model,
@@ -226,7 +204,7 @@ def run_ablation(
         }
     return {
         "dataset": dataset,
-        "setup": dataclasses.asdict(setup),
+        "setup": setup.to_dict(),
         "variants": list(variants),
         "seeds": list(seeds),
         "runs": runs,

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from lrc_toolkit._bench import load
+from lrc_toolkit.cli.bench import load
 
 
 ROOT = Path(__file__).resolve().parents[1]

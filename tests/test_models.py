@@ -442,11 +442,11 @@ def test_presets_are_table_5():
         "EigenWorms": (1e-4, 64, 16, 4),
     }
     got = {
-        k: (p.learning_rate, p.hidden_size, p.state_size, p.num_blocks)
+        k: (p.train.learning_rate, p.hidden_size, p.state_size, p.num_blocks)
         for k, p in PRESETS.items()
     }
     assert got == table5
-    assert all(p.batch_size == 4 for p in PRESETS.values())
+    assert all(p.train.batch_size == 4 for p in PRESETS.values())
 
 
 # ----------------------------------------------------------------------------------

@@ -5,19 +5,10 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from .._bench import add_bench_parser
-from .._cli_ablate import add_ablate_parser
-from .._cli_compare import add_compare_parser
-from ._args import (  # noqa: F401  (names the compare/ablate modules import)
-    DEFAULT_DATASET as DEFAULT_DATASET,
-    discretisation_from_args as discretisation_from_args,
-    DISCRETISATIONS as _DISCRETISATIONS,
-    positive_float as _positive_float,
-    positive_int as _positive_int,
-    seed as _seed,
-    solver_from_args as solver_from_args,
-    USER_ERRORS,
-)
+from ._args import USER_ERRORS
+from .ablate import add_ablate_parser
+from .bench import add_bench_parser
+from .compare import add_compare_parser
 from .evaluate import add_evaluate_parser
 from .train import add_train_parser
 

@@ -387,9 +387,7 @@ def load_checkpoint(
             )
         from ..models import LrcSSM
 
-        like = LrcSSM.from_config(
-            meta["model_config"], key=jr.key(0), neurons=neurons
-        )
+        like = LrcSSM.from_config(meta["model_config"], key=jr.key(0), neurons=neurons)
     if meta.get("kind") == "train":
         optimiser = make_optimiser(TrainConfig.from_dict(meta["train_config"]))
         _, _, model = deserialise(path, payload, train_state_like(like, optimiser))

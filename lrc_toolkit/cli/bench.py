@@ -13,7 +13,7 @@ BENCHMARKS = ("forward", "gradient", "iterations", "ode", "scan")
 def benchmarks_dir() -> Path:
     """The repository's `benchmarks/` folder (the package must be installed from a
     source checkout, e.g. `pip install -e .`)."""
-    path = Path(__file__).resolve().parents[1] / "benchmarks"
+    path = Path(__file__).resolve().parents[2] / "benchmarks"
     if not (path / "_common.py").exists():
         raise FileNotFoundError(
             f"No benchmark scripts at {path}: `lrc-toolkit bench` runs the scripts of a "

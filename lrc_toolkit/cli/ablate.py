@@ -1,6 +1,5 @@
 """`lrc-toolkit ablate`: the paper's ablation tables (2, 8–11) on one data set."""
 
-import dataclasses
 import json
 import os
 import sys
@@ -11,17 +10,18 @@ DEFAULT_VARIANTS = ("lrc", "stc", "gru", "mgu", "lstm", "dense-lrc")
 
 
 def add_ablate_parser(subparsers) -> None:
-    from .ablation import AblationSetup, VARIANTS
-    from .cli._args import DEFAULT_DATASET, positive_float, positive_int, seed
+    from ..ablation import VARIANTS
+    from ..training import ABLATION_PRESET
+    from ._args import DEFAULT_DATASET, positive_float, positive_int, seed
 
-    d = AblationSetup()
+    d = ABLATION_PRESET
     p = subparsers.add_parser(
         "ablate",
         help="train LrcSSM with several neurons (the paper's ablation tables)",
         description=(
             "Train and test LrcSSM with each variant's neuron on each split seed, with "
             f"the paper's fixed ablation setup ({d.num_blocks} blocks, state "
-            f"{d.state_size}, hidden {d.hidden_size}, lr {d.learning_rate}) unless "
+            f"{d.state_size}, hidden {d.hidden_size}, lr {d.train.learning_rate}) unless "
             "overridden; print a table of test accuracy (mean ± std, %) and Newton "
             "iterations, and write OUT/ablation.csv and OUT/ablation.json. "
             f"Variants: {', '.join(VARIANTS)}."
@@ -41,21 +41,21 @@ def add_ablate_parser(subparsers) -> None:
     p.add_argument("--blocks", type=positive_int, default=d.num_blocks)
     p.add_argument("--state", type=positive_int, default=d.state_size)
     p.add_argument("--hidden", type=positive_int, default=d.hidden_size)
-    p.add_argument("--lr", type=positive_float, default=d.learning_rate)
-    p.add_argument("--batch-size", type=positive_int, default=d.batch_size)
-    p.add_argument("--epochs", type=positive_int, default=d.epochs)
-    p.add_argument("--patience", type=positive_int, default=d.patience)
+    p.add_argument("--lr", type=positive_float, default=d.train.learning_rate)
+    p.add_argument("--batch-size", type=positive_int, default=d.train.batch_size)
+    p.add_argument("--epochs", type=positive_int, default=d.train.epochs)
+    p.add_argument("--patience", type=positive_int, default=d.train.patience)
     p.add_argument("--data-dir", help="directory of downloaded UEA data sets")
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
     p.set_defaults(func=run_ablate)
 
 
 def run_ablate(args) -> int:
-    from .ablation import AblationSetup, format_table, run_ablation, write_csv
-    from .training import check_output_dir
-    from .training._checkpoint import atomic_write_text
+    from ..ablation import format_table, run_ablation, write_csv
+    from ..training import ABLATION_PRESET, check_output_dir
+    from ..training._checkpoint import atomic_write_text
 
-    setup = AblationSetup(
+    setup = ABLATION_PRESET.replace(
         num_blocks=args.blocks,
         state_size=args.state,
         hidden_size=args.hidden,
@@ -67,7 +67,7 @@ def run_ablate(args) -> int:
     out = check_output_dir(args.out)
     print(
         f"ablation on {args.dataset}: variants {' '.join(args.variants)}; seeds "
-        f"{' '.join(map(str, args.seeds))}; {dataclasses.asdict(setup)}",
+        f"{' '.join(map(str, args.seeds))}; {setup.to_dict()}",
         file=sys.stderr,
     )
     results = run_ablation(

@@ -11,7 +11,7 @@ def _default_discretisation(name, neuron) -> str:
     """The step of the sequential and parallel views when --discretisation is not
     given: CfC neurons are closed-form steps; LTC's conductances make explicit Euler
     unstable at dt = 1, so it gets the semi-implicit step of `ncps`; Euler else."""
-    from . import AbstractCfC
+    from .. import AbstractCfC
 
     if isinstance(neuron, AbstractCfC):
         return "closed-form"
@@ -19,8 +19,8 @@ def _default_discretisation(name, neuron) -> str:
 
 
 def add_compare_parser(subparsers) -> None:
-    from .cli._args import DISCRETISATIONS, positive_float, positive_int, seed
-    from .models import NEURONS
+    from ..models import NEURONS
+    from ._args import DISCRETISATIONS, positive_float, positive_int, seed
 
     p = subparsers.add_parser(
         "compare",
@@ -97,7 +97,7 @@ def run_compare(args) -> int:
     matplotlib.use("Agg")
     import lrc_toolkit as lt
 
-    from .models import NEURONS
+    from ..models import NEURONS
 
     dtype = jnp.float64 if args.float64 else jnp.float32
     key_neuron, key_input = jr.split(jr.key(args.seed))
