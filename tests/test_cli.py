@@ -9,6 +9,7 @@ import pytest
 
 import lrc_toolkit as lt
 from lrc_toolkit import cli
+from lrc_toolkit.cli._args import discretisation_from_args, solver_from_args
 
 
 TINY = [
@@ -209,7 +210,7 @@ def test_solver_options_reach_the_saved_model(tmp_path, capsys):
 )
 def test_solver_options_build_the_modules(args, solver):
     parsed = cli.build_parser().parse_args(["train", "--out", "x", *args])
-    assert cli.solver_from_args(parsed) == solver
+    assert solver_from_args(parsed) == solver
 
 
 @pytest.mark.parametrize(
@@ -223,7 +224,7 @@ def test_solver_options_build_the_modules(args, solver):
 def test_discretisation_option_builds_the_module(name, discretisation):
     argv = ["train", "--out", "x", "--discretisation", name]
     parsed = cli.build_parser().parse_args(argv)
-    assert cli.discretisation_from_args(parsed) == discretisation
+    assert discretisation_from_args(parsed) == discretisation
 
 
 def test_solver_options_rejected_by_parser(tmp_path, capsys):
