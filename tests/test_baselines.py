@@ -25,7 +25,10 @@ def test_minirocket_zeroes_padding():
     ds = load_uea("JapaneseVowels", seed=2345)
     assert not ds.train.mask.all()  # variable lengths: padded
     garbage = ds.train.__class__(
-        **{**ds.train.__dict__, "x": np.where(ds.train.mask[:, :, None], ds.train.x, 1e6)}
+        **{
+            **ds.train.__dict__,
+            "x": np.where(ds.train.mask[:, :, None], ds.train.x, 1e6),
+        }
     )
     a = minirocket(ds.train, ds.test, seed=0)
     b = minirocket(garbage, ds.test, seed=0)

@@ -16,13 +16,15 @@ SOURCES = sorted(
 
 
 def test_sources_found():
-    assert any(p.name == "parallel.py" for p in SOURCES)
+    assert any(p.name == "newton.py" for p in SOURCES)
 
 
 @pytest.mark.parametrize("path", SOURCES, ids=lambda p: str(p.relative_to(ROOT)))
 def test_no_pickle(path):
     text = path.read_text()
-    assert not re.search(r"^\s*(import|from)\s+(c?pickle|dill|cloudpickle)\b", text, re.M)
+    assert not re.search(
+        r"^\s*(import|from)\s+(c?pickle|dill|cloudpickle)\b", text, re.M
+    )
     assert "allow_pickle=True" not in text
     assert "torch.load" not in text
     for call in re.finditer(r"\bnp\.load\(", text):
@@ -53,6 +55,27 @@ def test_failure_modes_page_names_real_tests():
                     name = token[0]
                 assert current is not None, f"no file for {name} in: {cell}"
                 source = (ROOT / "tests" / f"{current}.py").read_text()
-                assert re.search(rf"^def {name}\(", source, re.M), f"{current}.py::{name}"
+                assert re.search(rf"^def {name}\(", source, re.M), (
+                    f"{current}.py::{name}"
+                )
                 cited += 1
     assert cited >= 30
+
+
+def test_ruff_check_and_format():
+    """The project's lint and format rules hold (ruff is a dev dependency): the CI
+    run fails on a lint error or an unformatted Python file or notebook."""
+    import shutil
+    import subprocess
+
+    ruff = shutil.which("ruff")
+    assert ruff is not None, "ruff is a dev dependency: pip install -e '.[dev]'"
+    check = subprocess.run(
+        [ruff, "check", "."], cwd=ROOT, capture_output=True, text=True
+    )
+    assert check.returncode == 0, check.stdout + check.stderr
+    python = ["lrc_toolkit", "tests", "benchmarks", "examples"]
+    fmt = subprocess.run(
+        [ruff, "format", "--check", *python], cwd=ROOT, capture_output=True, text=True
+    )
+    assert fmt.returncode == 0, fmt.stdout + fmt.stderr
