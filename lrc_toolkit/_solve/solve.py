@@ -1,7 +1,7 @@
 import equinox as eqx
 import jax
 import jax.numpy as jnp
-from jaxtyping import ArrayLike, Inexact, Real
+from jaxtyping import ArrayLike
 
 from .._discretise import AbstractDiscretisation, Euler
 from .._neurons.base import AbstractLiquidNeuron
@@ -38,14 +38,14 @@ def time_grid(dt, ts, T, dtype):
 
 def solve(
     neuron: AbstractLiquidNeuron,
-    x0: Inexact[ArrayLike, " D"],
-    inputs: Inexact[ArrayLike, "T P"],
+    x0: ArrayLike,
+    inputs: ArrayLike,
     *,
     solver: AbstractLiquidSolver = Auto(),
-    dt: Real[ArrayLike, ""] | Real[ArrayLike, " T"] | None = None,
-    ts: Real[ArrayLike, " T"] | None = None,
+    dt: ArrayLike | None = None,
+    ts: ArrayLike | None = None,
     discretisation: AbstractDiscretisation = Euler(),
-    init: Inexact[ArrayLike, "T D"] | None = None,
+    init: ArrayLike | None = None,
     throw: bool = True,
 ) -> Solution:
     r"""Evaluate a liquid neuron over a sequence of inputs: the one entry point of
