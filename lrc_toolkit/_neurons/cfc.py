@@ -405,8 +405,8 @@ class DiagonalCfC(AbstractCfC):
 
 
 class ClosedForm(AbstractDiscretisation):
-    r"""The closed-form step of a CfC neuron,
-    $\Phi(x, u; \Delta t) = $ `neuron.closed_form_step(x, neuron.drive(u), dt)`.
+    r"""The closed-form step of a CfC neuron:
+    $\Phi(x, u; \Delta t)$ is `neuron.closed_form_step(x, neuron.drive(u), dt)`.
 
     The discretisation that evaluates [`CfC`][lrc_toolkit.CfC] and
     [`DiagonalCfC`][lrc_toolkit.DiagonalCfC] as published: each step is the
