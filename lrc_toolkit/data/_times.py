@@ -31,8 +31,8 @@ def time_steps(
     - **Real steps** $k \\ge 2$: $\\Delta t_k = t_k - t_{k-1}$.
     - **First step**: there is no $t_0$. By default $t_0 = t_1 - (t_2 - t_1)$, i.e.
         $\\Delta t_1 = \\Delta t_2$ (the first step is as long as the second); for a
-        series with a single real step, $\\Delta t_1 = 1$. Pass `first` to use it
-        `first` as $\\Delta t_1$ for every series instead.
+        series with a single real step, $\\Delta t_1 = 1$. Pass `first` to use that
+        value as $\\Delta t_1$ for every series instead.
     - **Padded steps** (where `mask` is False; padding comes after the real steps):
         $\\Delta t$ of the last real step, whatever the time stamps stored there.
         They are masked out of the model's output, but stay finite and positive so
