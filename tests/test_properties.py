@@ -138,7 +138,12 @@ def test_theorem_1_gradient_bound(seed, scale, rho):
     for g in _adjoint_states(lam, b, x0, w):
         g_T = jnp.linalg.norm(g[-1])
         # ∂L/∂x_T = w ⊙ sech²(x_T), as written by hand
-        np.testing.assert_allclose(g[-1], w / jnp.cosh(states[-1]) ** 2, rtol=1e-12)
+        expected = w / jnp.cosh(states[-1]) ** 2
+        # Relative to the vector's scale: an entry near zero (sech^2 of a large
+        # state) carries round-off of the others' size, not its own.
+        np.testing.assert_allclose(
+            g[-1], expected, rtol=1e-12, atol=1e-12 * float(jnp.max(jnp.abs(expected)))
+        )
         for tau in range(T - 1):  # g[tau] is ∂L/∂x_{tau+1}
             bound = rho ** (T - 1 - tau) * g_T
             assert jnp.linalg.norm(g[tau]) <= bound * (1 + 1e-12) + 1e-15
