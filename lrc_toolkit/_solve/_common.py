@@ -45,10 +45,6 @@ def check_vector_field(neuron, x, u) -> None:
         )
 
 
-def _state_dtype(neuron, x0) -> jnp.dtype:
-    return jnp.result_type(x0)
-
-
 def validate(
     neuron: AbstractLiquidNeuron, x0, inputs, dt=None, *, name_inputs="inputs"
 ) -> tuple[Inexact[Array, " D"], Inexact[Array, "T P"], Real[Array, " T"] | None]:

@@ -13,6 +13,13 @@ from .newton import ParallelNewton
 from .sequential import Sequential
 
 
+def steps_from_times(ts, single):
+    """The steps $\Delta t_k = t_k - t_{k-1}$ of time stamps `ts` (shape `(T,)`), the
+    first repeating the second (`single` when there is only one stamp)."""
+    first = ts[1] - ts[0] if ts.shape[0] > 1 else jnp.asarray(single, ts.dtype)
+    return jnp.concatenate([first[None], jnp.diff(ts)])
+
+
 def time_grid(dt, ts, T, dtype):
     """`(dt, ts)` of shape `(T,)` each from whichever was given: the steps are the
     differences of the time stamps (the first one repeating the second interval, so
@@ -32,8 +39,7 @@ def time_grid(dt, ts, T, dtype):
             f"`ts` must have one time stamp per input step, shape ({T},); got shape "
             f"{ts.shape}."
         )
-    first = ts[1] - ts[0] if T > 1 else jnp.ones((), dtype)
-    return jnp.concatenate([first[None], jnp.diff(ts)]), ts
+    return steps_from_times(ts, 1.0), ts
 
 
 def solve(

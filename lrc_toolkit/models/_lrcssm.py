@@ -20,7 +20,7 @@ from .._solution import RESULTS, Solution
 from .._solve.base import AbstractLiquidSolver
 from .._solve.newton import ParallelNewton
 from .._solve.ode import ODE
-from .._solve.solve import solve
+from .._solve.solve import solve, steps_from_times
 from ._solver_config import (
     discretisation_from_config,
     discretisation_to_config,
@@ -611,8 +611,7 @@ class LrcSSM(eqx.Module):
             raise ValueError(
                 f"`ts` must have one time stamp per step, shape ({T},); got {ts.shape}."
             )
-        first = ts[1] - ts[0] if T > 1 else jnp.asarray(self.dt, self.dtype)
-        dt = jnp.concatenate([first[None], jnp.diff(ts)])
+        dt = steps_from_times(ts, self.dt)
         if mask is not None:
             dt = jnp.where(mask, dt, jnp.asarray(self.dt, self.dtype))
         return dt
