@@ -138,6 +138,9 @@ def test_unwritable_out(tmp_path, capsys):
         ["--lr", "nan"],
         ["--seeds", "x"],
         ["--preset", "Heart"],
+        ["--schedule", "linear"],
+        ["--warmup-epochs", "-1"],
+        ["--weight-decay", "-0.5"],
     ],
 )
 def test_bad_values_rejected_by_parser(args, tmp_path, capsys):
@@ -163,6 +166,22 @@ def test_settings_from_preset_and_overrides():
     s, source = resolve_preset(parse(["train", "--out", "x"]), "BasicMotions")
     assert s.hidden_size == DEFAULT_PRESET.hidden_size
     assert source == "defaults"
+    assert (s.train.schedule, s.train.warmup_epochs, s.train.weight_decay) == (
+        "constant",
+        0,
+        0.0,
+    )
+    # The optimiser options override the paper's protocol too.
+    argv = ["train", "--out", "x", "--preset", "SelfRegulationSCP1"]
+    argv += ["--protocol", "paper", "--epochs", "200", "--schedule", "cosine"]
+    argv += ["--warmup-epochs", "5", "--weight-decay", "0.01"]
+    s, _ = resolve_preset(parse(argv), None)
+    assert (s.train.epochs, s.train.patience, s.train.ties_improve) == (200, 1000, True)
+    assert (s.train.schedule, s.train.warmup_epochs, s.train.weight_decay) == (
+        "cosine",
+        5,
+        0.01,
+    )
 
 
 def test_solver_options_reach_the_saved_model(tmp_path, capsys):

@@ -561,6 +561,10 @@ def test_existing_run_and_resume_mismatch(reference_run):
         ("perfect_patience", -1, "`perfect_patience` must be an integer >= 0"),
         ("time_budget", 0, "`time_budget` must be a finite positive"),
         ("time_budget", float("inf"), "`time_budget` must be a finite positive"),
+        ("schedule", "linear", "`schedule` must be one of"),
+        ("warmup_epochs", -1, "`warmup_epochs` must be an integer >= 0"),
+        ("weight_decay", -0.1, "`weight_decay` must be a finite number >= 0"),
+        ("weight_decay", float("nan"), "`weight_decay` must be a finite number"),
     ],
 )
 def test_bad_config(field, value, match):
@@ -858,6 +862,80 @@ def test_train_steps_equal_clip_then_adam_by_hand():
     got = jax.tree.leaves(eqx.filter(result.last_model, eqx.is_inexact_array))
     for a, b in zip(got, expected, strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+
+
+def _rates(config, steps_per_epoch, param=0.0):
+    """The update of each optimiser step on a scalar parameter whose gradient is
+    always 0.5 (below the clip norm): Adam's normalised step is then exactly 1, so
+    the update is -(learning rate of that step) (times 1 + weight_decay * param
+    for AdamW)."""
+    optimiser = make_optimiser(config, steps_per_epoch)
+    params = jnp.asarray(param, jnp.float32)
+    state, out = optimiser.init(params), []
+    with jax.numpy_dtype_promotion("standard"):
+        for _ in range(config.epochs * steps_per_epoch):
+            updates, state = optimiser.update(jnp.float32(0.5), state, params)
+            out.append(-float(updates))
+    return np.asarray(out)
+
+
+def test_schedules_against_their_formulas():
+    """Each step's learning rate against the formula written out: warm-up
+    t / W * lr, then cosine decay lr * (1 + cos(pi * s / S)) / 2 to 0 over the
+    remaining S steps; constant without a schedule; AdamW adds lr * wd * param."""
+    lr, per_epoch = 1e-2, 3
+    constant = TrainConfig(learning_rate=lr, epochs=4)
+    np.testing.assert_allclose(_rates(constant, per_epoch), lr, rtol=1e-5)
+    cosine = TrainConfig(learning_rate=lr, epochs=6, schedule="cosine", warmup_epochs=2)
+    t = np.arange(6 * per_epoch)
+    warm, total = 2 * per_epoch, 6 * per_epoch
+    expected = np.where(
+        t < warm,
+        lr * t / warm,
+        lr * (1 + np.cos(np.pi * (t - warm) / (total - warm))) / 2,
+    )
+    np.testing.assert_allclose(_rates(cosine, per_epoch), expected, atol=1e-8)
+    warmed = TrainConfig(learning_rate=lr, epochs=4, warmup_epochs=1)
+    t = np.arange(4 * per_epoch)
+    np.testing.assert_allclose(
+        _rates(warmed, per_epoch),
+        np.where(t < per_epoch, lr * t / per_epoch, lr),
+        atol=1e-8,
+    )
+    decayed = TrainConfig(learning_rate=lr, epochs=2, weight_decay=0.1)
+    np.testing.assert_allclose(
+        _rates(decayed, per_epoch, param=2.0), lr * (1 + 0.1 * 2.0), rtol=1e-5
+    )
+    with pytest.raises(ValueError, match="`warmup_epochs` \\(6\\) must be fewer"):
+        TrainConfig(epochs=6, schedule="cosine", warmup_epochs=6)
+
+
+def test_scheduled_run_resumes_exactly(tmp_path):
+    """The schedule's step count lives in the optimiser state: a cosine run with
+    warm-up and weight decay, stopped after one epoch and resumed, ends
+    bit-identical to the uninterrupted run (and differs from the constant-rate
+    run, so the schedule is really applied)."""
+    config = TrainConfig(
+        **{
+            **CONFIG.to_dict(),
+            "schedule": "cosine",
+            "warmup_epochs": 1,
+            "weight_decay": 0.01,
+        }
+    )
+    straight = fit(_model(), TRAIN, VAL, config=config, out_dir=tmp_path / "a")
+    assert straight.epochs_run == config.epochs
+    # Stopped by a time budget (not by fewer `epochs`, which would change the
+    # cosine's horizon): one epoch always runs.
+    one = TrainConfig(**{**config.to_dict(), "time_budget": 1e-6})
+    first = fit(_model(), TRAIN, VAL, config=one, out_dir=tmp_path / "b")
+    assert (first.epochs_run, first.stop_reason) == (1, "time_budget")
+    fit(_model(), TRAIN, VAL, config=config, out_dir=tmp_path / "b", resume=True)
+    _assert_same_run(tmp_path / "a", tmp_path / "b")
+    plain = fit(_model(), TRAIN, VAL, config=CONFIG, progress=False)
+    assert straight.history[-1]["train_loss"] != plain.history[-1]["train_loss"]
+    model, meta = load_checkpoint(tmp_path / "b" / "last.eqx")
+    assert meta["train_config"]["schedule"] == "cosine"
 
 
 def test_resume_a_checkpoint_of_the_previous_format(reference_run, tmp_path):

@@ -16,6 +16,8 @@ from ._args import (
     discretisation_from_args,
     load_data,
     neuron_choice,
+    non_negative_float,
+    non_negative_int,
     positive_float,
     positive_int,
     seed,
@@ -25,7 +27,7 @@ from ._args import (
 
 
 def add_train_parser(subparsers) -> None:
-    from ..training import DEFAULT_PRESET, PRESETS, PROTOCOLS
+    from ..training import DEFAULT_PRESET, PRESETS, PROTOCOLS, SCHEDULES
 
     d = DEFAULT_PRESET
     p = subparsers.add_parser(
@@ -111,6 +113,23 @@ def add_train_parser(subparsers) -> None:
         help=f"epochs without improvement before stopping (default {d.train.patience})",
     )
     model.add_argument(
+        "--schedule",
+        choices=SCHEDULES,
+        help="learning rate over the run: constant, or cosine decay to 0 over "
+        f"--epochs (default {d.train.schedule})",
+    )
+    model.add_argument(
+        "--warmup-epochs",
+        type=non_negative_int,
+        help="linear learning-rate warm-up from 0 over this many epochs (default "
+        f"{d.train.warmup_epochs})",
+    )
+    model.add_argument(
+        "--weight-decay",
+        type=non_negative_float,
+        help=f"AdamW's decoupled weight decay; 0: Adam (default {d.train.weight_decay:g})",
+    )
+    model.add_argument(
         "--time-budget",
         type=positive_float,
         help="seconds of training per seed; the run stops cleanly at an epoch "
@@ -180,6 +199,9 @@ def resolve_preset(args, dataset_name):
         epochs=args.epochs,
         patience=args.patience,
         time_budget=args.time_budget,
+        schedule=args.schedule,
+        warmup_epochs=args.warmup_epochs,
+        weight_decay=args.weight_decay,
     )
     return preset, source
 

@@ -12,6 +12,7 @@ from ._config import (
     Preset as Preset,
     PRESETS as PRESETS,
     PROTOCOLS as PROTOCOLS,
+    SCHEDULES as SCHEDULES,
     TrainConfig as TrainConfig,
 )
 from ._fit import (

@@ -20,6 +20,10 @@ def _check_positive(name, value):
         raise ValueError(f"`{name}` must be a finite positive number, got {value!r}.")
 
 
+SCHEDULES = ("constant", "cosine")
+"""The learning-rate schedules of `TrainConfig.schedule`."""
+
+
 @dataclasses.dataclass(frozen=True)
 class TrainConfig:
     """The settings of [`fit`][lrc_toolkit.training.fit].
@@ -52,6 +56,15 @@ class TrainConfig:
         first epoch boundary where one more epoch (as long as the last one) would
         overrun the budget, with `stop_reason="time_budget"`, after writing its
         checkpoint; `resume=True` continues the run. `None`: no budget.
+    - `schedule`: the learning rate over the run. `"constant"`: `learning_rate`
+        throughout (the paper's). `"cosine"`: cosine decay from `learning_rate` to 0
+        over `epochs` epochs (`optax.cosine_decay_schedule`), so `epochs` should be
+        what the run will really train for (a run stopped early, by `patience` or
+        `time_budget`, ends at a higher rate).
+    - `warmup_epochs`: the learning rate rises linearly from 0 over this many
+        epochs first (with either schedule); 0: no warm-up.
+    - `weight_decay`: decoupled weight decay (AdamW, `optax.adamw`) on every
+        parameter; 0: plain Adam (the paper's).
     """
 
     epochs: int = 100
@@ -64,6 +77,9 @@ class TrainConfig:
     ties_improve: bool = False
     perfect_patience: int | None = 10
     time_budget: int | float | None = None
+    schedule: str = "constant"
+    warmup_epochs: int = 0
+    weight_decay: float = 0.0
 
     def __post_init__(self):
         _check_int("epochs", self.epochs, 1)
@@ -81,6 +97,27 @@ class TrainConfig:
             _check_int("perfect_patience", self.perfect_patience, 0)
         if self.time_budget is not None:
             _check_positive("time_budget", self.time_budget)
+        if self.schedule not in SCHEDULES:
+            raise ValueError(
+                f"`schedule` must be one of {SCHEDULES}, got {self.schedule!r}."
+            )
+        _check_int("warmup_epochs", self.warmup_epochs, 0)
+        if self.warmup_epochs >= self.epochs and self.schedule == "cosine":
+            raise ValueError(
+                f"`warmup_epochs` ({self.warmup_epochs}) must be fewer than `epochs` "
+                f"({self.epochs}) with the cosine schedule: the decay follows the "
+                "warm-up within `epochs`."
+            )
+        if (
+            isinstance(self.weight_decay, bool)
+            or not isinstance(self.weight_decay, int | float)
+            or not math.isfinite(self.weight_decay)
+            or self.weight_decay < 0
+        ):
+            raise ValueError(
+                "`weight_decay` must be a finite number >= 0, got "
+                f"{self.weight_decay!r}."
+            )
 
     @classmethod
     def paper(cls, learning_rate: float = 1e-3, **changes) -> "TrainConfig":

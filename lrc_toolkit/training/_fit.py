@@ -250,8 +250,9 @@ def fit(
     train_a, val_a = check_split(model, train, "train"), check_split(model, val, "val")
     test_a = None if test is None else check_split(model, test, "test")
     objective = make_objective(model, loss, metrics, train_a.times)
-    optimiser, rule = make_optimiser(config), config.stopping()
     batch_size = _batch_size(config, len(train_a), mesh)
+    steps_per_epoch = -(-len(train_a) // batch_size)
+    optimiser, rule = make_optimiser(config, steps_per_epoch), config.stopping()
     run = RunDir(out_dir, header, resume)
     model, opt_state, best_model, state = _initial_state(
         model, optimiser, rule, run, resume

@@ -200,13 +200,47 @@ def train_epoch(
 # The optimiser
 
 
-def make_optimiser(config) -> optax.GradientTransformation:
-    """Global-norm clipping at `config.clip_norm`, then Adam (the paper's setup)."""
-    return _optimiser(config.learning_rate, config.clip_norm)
+def make_optimiser(config, steps_per_epoch: int = 1) -> optax.GradientTransformation:
+    """Global-norm clipping at `config.clip_norm`, then Adam (the paper's setup), or
+    AdamW with `config.weight_decay`; the learning rate follows `config.schedule`
+    and `config.warmup_epochs`, counted in optimiser steps (`steps_per_epoch` per
+    epoch: the schedule is part of the optimiser state, so a resumed run continues
+    it)."""
+    return _optimiser(
+        config.learning_rate,
+        config.clip_norm,
+        config.schedule,
+        config.warmup_epochs * steps_per_epoch,
+        config.epochs * steps_per_epoch,
+        config.weight_decay,
+    )
 
 
 @functools.lru_cache(maxsize=16)
-def _optimiser(learning_rate: float, clip_norm: float) -> optax.GradientTransformation:
+def _optimiser(
+    learning_rate: float,
+    clip_norm: float,
+    schedule: str = "constant",
+    warmup_steps: int = 0,
+    total_steps: int = 1,
+    weight_decay: float = 0.0,
+) -> optax.GradientTransformation:
     # Cached, so that runs with the same settings (e.g. several seeds) share the
     # compiled train step: the optimiser is a static argument of `train_step`.
-    return optax.chain(optax.clip_by_global_norm(clip_norm), optax.adam(learning_rate))
+    if schedule == "cosine":
+        decay = optax.cosine_decay_schedule(learning_rate, total_steps - warmup_steps)
+    else:
+        decay = optax.constant_schedule(learning_rate)
+    if warmup_steps:
+        warmup = optax.linear_schedule(0.0, learning_rate, warmup_steps)
+        rate = optax.join_schedules([warmup, decay], [warmup_steps])
+    elif schedule == "constant":
+        rate = learning_rate  # a plain float: the paper's optimiser, unchanged
+    else:
+        rate = decay
+    adam = (
+        optax.adamw(rate, weight_decay=weight_decay)
+        if weight_decay
+        else optax.adam(rate)
+    )
+    return optax.chain(optax.clip_by_global_norm(clip_norm), adam)
