@@ -194,7 +194,7 @@ def test_solver_options_reach_the_saved_model(tmp_path, capsys):
     argv += ["--state", "3", "--blocks", "1", "--batch-size", "40", "--no-progress"]
     argv += ["--solver", "parallel", "--discretisation", "implicit"]
     argv += ["--method", "newton", "--damping", "0.5", "--fallback"]
-    argv += ["--max-iters", "30", "--rtol", "1e-4", "--atol", "1e-6"]
+    argv += ["--max-iters", "30", "--rtol", "1e-4", "--atol", "1e-6", "--dt", "0.5"]
     assert cli.main(argv) == 0, capsys.readouterr().err
     expected = lt.ParallelNewton(
         method="newton",
@@ -212,6 +212,7 @@ def test_solver_options_reach_the_saved_model(tmp_path, capsys):
     assert meta["model_config"]["discretisation"]["type"] == "ImplicitEuler"
     results = json.loads((out / "results.json").read_text())
     assert results["solver"] == "parallel"
+    assert model.dt == 0.5 and results["settings"]["dt"] == 0.5
 
 
 @pytest.mark.parametrize(

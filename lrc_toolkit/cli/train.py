@@ -141,6 +141,13 @@ def add_train_parser(subparsers) -> None:
         "normalised)"
     )
     arch.add_argument(
+        "--dt",
+        type=positive_float,
+        default=1.0,
+        help="the liquid layers' step size for data without time stamps: smaller "
+        "steps make the neurons integrate over more samples (default: %(default)s)",
+    )
+    arch.add_argument(
         "--activation",
         choices=("gelu", "relu"),
         default="gelu",
@@ -327,11 +334,21 @@ def run_train(args) -> int:
             init=args.init,
             norm_affine=not args.no_norm_affine,
             residual=args.residual,
+            dt=args.dt,
             dtype=jnp.float32,
             key=jr.key(s),
         )
 
-    settings = {**preset.to_dict(), "source": preset_source, "protocol": args.protocol}
+    settings = {
+        **preset.to_dict(),
+        "source": preset_source,
+        "protocol": args.protocol,
+        "dt": args.dt,
+        "activation": args.activation,
+        "init": args.init,
+        "norm_affine": not args.no_norm_affine,
+        "residual": args.residual,
+    }
     print(
         f"LrcSSM on {name} ({first.input_size} channels, length {first.max_length}, "
         f"{first.num_classes} classes; train/val/test {len(first.train)}/"
@@ -345,7 +362,7 @@ def run_train(args) -> int:
         f"H={preset.hidden_size} D={preset.state_size} blocks={preset.num_blocks} "
         f"lr={preset.train.learning_rate} batch={preset.train.batch_size} "
         f"epochs<={preset.train.epochs} patience={preset.train.patience} "
-        f"solver={args.solver} neuron={neuron}",
+        f"dt={args.dt:g} solver={args.solver} neuron={neuron}",
         file=sys.stderr,
     )
     per_seed, histories = {}, {}
