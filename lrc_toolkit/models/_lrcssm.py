@@ -376,7 +376,10 @@ class LrcSSM(eqx.Module):
             of shape `(num_outputs,)`) or `"regression"` (per-step outputs of shape
             `(T, num_outputs)`).
         - `dt`: the step size $\Delta t$ of the liquid layers when no time stamps are
-            given to the model.
+            given to the model. It sets the neurons' memory: an explicit-Euler LRC
+            remembers about $1/(\Delta t\,\kappa)$ samples ($\kappa$ its
+            conductance times elastance), about three at the default 1; slow
+            signals want a smaller step (SCP1: 0.01; see the training guide).
         - `activation`: of every MLP (encoder, blocks, decoder): `"gelu"` (default)
             or `"relu"` (the reference implementation's).
         - `norm_affine`: whether the LayerNorms have a learned scale and shift
