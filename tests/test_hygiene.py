@@ -79,3 +79,20 @@ def test_ruff_check_and_format():
         [ruff, "format", "--check", *python], cwd=ROOT, capture_output=True, text=True
     )
     assert fmt.returncode == 0, fmt.stdout + fmt.stderr
+
+
+def test_sources_compile_without_warnings():
+    """Every source compiles with warnings as errors: an invalid escape such as
+    `"$\\Delta t$"` in a non-raw docstring is a SyntaxWarning today (and garbles
+    the rendered docs) and a SyntaxError in a future Python."""
+    import warnings
+
+    failures = []
+    for path in SOURCES:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            try:
+                compile(path.read_text(), str(path), "exec")
+            except SyntaxError as e:
+                failures.append(f"{path.relative_to(ROOT)}: {e}")
+    assert not failures, failures

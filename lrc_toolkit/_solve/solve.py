@@ -14,7 +14,7 @@ from .sequential import Sequential
 
 
 def steps_from_times(ts, single):
-    """The steps $\Delta t_k = t_k - t_{k-1}$ of time stamps `ts` (shape `(T,)`), the
+    """The steps $\\Delta t_k = t_k - t_{k-1}$ of time stamps `ts` (shape `(T,)`), the
     first repeating the second (`single` when there is only one stamp)."""
     first = ts[1] - ts[0] if ts.shape[0] > 1 else jnp.asarray(single, ts.dtype)
     return jnp.concatenate([first[None], jnp.diff(ts)])
