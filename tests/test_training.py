@@ -967,3 +967,15 @@ def test_resume_a_checkpoint_of_the_previous_format(reference_run, tmp_path):
         progress=False,
     )
     _assert_same_run(ref_dir, out)
+
+
+def test_optimiser_shared_across_runs_that_differ_only_in_length():
+    """The compiled train step is keyed on the optimiser: a constant-rate run's
+    optimiser must not depend on `epochs` or the steps per epoch (else every run
+    length recompiles), while a cosine schedule's must."""
+    a = TrainConfig(epochs=3)
+    b = TrainConfig(epochs=50, patience=4)
+    assert make_optimiser(a, 5) is make_optimiser(b, 7)
+    c = TrainConfig(epochs=3, schedule="cosine")
+    d = TrainConfig(epochs=50, schedule="cosine")
+    assert make_optimiser(c, 5) is not make_optimiser(d, 5)

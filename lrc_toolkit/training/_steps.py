@@ -206,12 +206,15 @@ def make_optimiser(config, steps_per_epoch: int = 1) -> optax.GradientTransforma
     and `config.warmup_epochs`, counted in optimiser steps (`steps_per_epoch` per
     epoch: the schedule is part of the optimiser state, so a resumed run continues
     it)."""
+    # Only the settings that change the optimiser reach the cache key, so that runs
+    # differing in e.g. `epochs` alone share one compiled train step.
+    cosine = config.schedule == "cosine"
     return _optimiser(
         config.learning_rate,
         config.clip_norm,
         config.schedule,
         config.warmup_epochs * steps_per_epoch,
-        config.epochs * steps_per_epoch,
+        config.epochs * steps_per_epoch if cosine else 1,
         config.weight_decay,
     )
 
