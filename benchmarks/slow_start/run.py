@@ -1,17 +1,19 @@
 """The LRC's "slow start" on a synthetic frequency task, measured.
 
 A new user found the built-in LRC sitting at loss ~0.68 for ~15 epochs on a
-two-class frequency task at H = D = 16. This script trains LrcSSM on such a task
-(one noisy sine per sequence, class = its frequency, random phase and amplitude)
-with the CLI's default training settings, for several step sizes `dt` and both LRC
-initialisations, and prints the validation loss and accuracy per epoch:
+two-class frequency task at H = D = 16, where a simple custom neuron learned at once.
+This script trains LrcSSM on such a task (one noisy sine per sequence, class = its
+frequency, random phase and amplitude) with the CLI's default training settings, for
+two step sizes `dt`, both LRC initialisations and the custom-neuron guide's
+`GatedLeaky`, and prints the validation loss per epoch, the test accuracy and each
+neuron's "state response" at initialisation (how much its state moves with its
+input):
 
     python benchmarks/slow_start/run.py [--epochs 15] [--seeds 0 1 2] [--out DIR]
 
-The state of an explicit-Euler LRC decays by a factor of about 1 - dt * (its
-conductances) per step: at dt = 1 and the reference initialisation that is about
-0.6-0.7, a memory of about three samples, too short to tell two frequencies apart
-from a sequence's mean. Smaller steps give the neurons a longer memory.
+Measured (two seeds, 10 epochs; benchmarks/results/slow_start/): the LRC's state
+response is 0.0007-0.003 against GatedLeaky's 0.76, and every LRC variant stays at
+chance while GatedLeaky learns the task in three epochs.
 """
 
 import argparse
