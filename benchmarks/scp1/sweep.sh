@@ -9,7 +9,7 @@
 # (or a folder of the UEA archive: replace `--data FILE` by
 # `--dataset SelfRegulationSCP1 --data-dir DIR`). About 5 minutes per variant on
 # 2 CPU cores; the sequential solver is used because it is the faster one on a CPU
-# and gives the same model as the parallel one.
+# and computes the same recurrence as the parallel one (to its tolerance).
 set -euo pipefail
 data=${1:?usage: sweep.sh DATA.npz OUT_DIR}
 out=${2:?usage: sweep.sh DATA.npz OUT_DIR}
