@@ -15,66 +15,61 @@ DISCRETISATIONS = ("euler", "semi-implicit", "implicit", "closed-form")
 ODE_SOLVERS = ("Euler", "Heun", "Midpoint", "Ralston", "Bosh3", "Tsit5", "Dopri5")
 
 
-def positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
-    return value
+def _argument_type(name, convert, noun, ok, message):
+    """An argparse `type`: `convert(text)` (else "expected <noun>"), then `ok(value)`
+    (else `message`, formatted with `text` and `value`)."""
+
+    def parse(text: str):
+        try:
+            value = convert(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {noun}, got {text!r}") from None
+        if not ok(value):
+            raise argparse.ArgumentTypeError(message.format(text=text, value=value))
+        return value
+
+    parse.__name__ = name
+    return parse
 
 
-def seed(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"a seed must be >= 0, got {value}")
-    return value
-
-
-def positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not math.isfinite(value) or value <= 0:
-        raise argparse.ArgumentTypeError(
-            f"expected a finite positive number, got {text}"
-        )
-    return value
-
-
-def non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {value}")
-    return value
-
-
-def non_negative_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not math.isfinite(value) or value < 0:
-        raise argparse.ArgumentTypeError(f"expected a finite number >= 0, got {text}")
-    return value
-
-
-def fraction(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not 0 <= value < 1:
-        raise argparse.ArgumentTypeError(f"expected a fraction in [0, 1), got {text}")
-    return value
+positive_int = _argument_type(
+    "positive_int",
+    int,
+    "an integer",
+    lambda v: v >= 1,
+    "expected a positive integer, got {value}",
+)
+non_negative_int = _argument_type(
+    "non_negative_int",
+    int,
+    "an integer",
+    lambda v: v >= 0,
+    "expected an integer >= 0, got {value}",
+)
+seed = _argument_type(
+    "seed", int, "an integer", lambda v: v >= 0, "a seed must be >= 0, got {value}"
+)
+positive_float = _argument_type(
+    "positive_float",
+    float,
+    "a number",
+    lambda v: math.isfinite(v) and v > 0,
+    "expected a finite positive number, got {text}",
+)
+non_negative_float = _argument_type(
+    "non_negative_float",
+    float,
+    "a number",
+    lambda v: math.isfinite(v) and v >= 0,
+    "expected a finite number >= 0, got {text}",
+)
+fraction = _argument_type(
+    "fraction",
+    float,
+    "a number",
+    lambda v: 0 <= v < 1,
+    "expected a fraction in [0, 1), got {text}",
+)
 
 
 # ----------------------------------------------------------------------- solvers
