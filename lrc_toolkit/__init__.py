@@ -37,6 +37,7 @@ from ._neurons.gated import (
 )
 from ._neurons.lrc import LRC as LRC, STC as STC
 from ._neurons.ltc import LTC as LTC
+from ._neurons.timescale import TimeScaled as TimeScaled
 from ._solution import RESULTS as RESULTS, Solution as Solution
 from ._solve.auto import Auto as Auto
 from ._solve.base import AbstractLiquidSolver as AbstractLiquidSolver

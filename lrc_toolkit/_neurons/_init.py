@@ -21,3 +21,39 @@ def uniform(key: PRNGKeyArray, shape, low, high, dtype) -> Array:
 def inv_softplus(y: Array) -> Array:
     """The inverse of `jax.nn.softplus`, for positive `y`."""
     return y + jnp.log(-jnp.expm1(-y))
+
+
+def check_sizes(state_size, input_size) -> None:
+    """Raise `ValueError` unless both sizes are positive integers (not `bool`)."""
+    for name, size in (("state_size", state_size), ("input_size", input_size)):
+        if not isinstance(size, int) or isinstance(size, bool) or size < 1:
+            raise ValueError(f"`{name}` must be a positive integer, got {size!r}.")
+
+
+def elastance(kind: str, pre: Array, half_width: Array | None) -> Array:
+    r"""The liquid capacitance's elastance $\epsilon$ from its pre-activation `pre`:
+    `"asymmetric"` $\sigma(\text{pre})$, `"symmetric"`
+    $\sigma(\text{pre} + |s|) - \sigma(\text{pre} - |s|)$ with $s$ = `half_width`.
+    The absolute value keeps a real elastance $\ge 0$, so that $A \le 0$. `pre` may
+    be complex; `half_width` is real and cast to its dtype after the absolute value.
+    """
+    if kind == "asymmetric":
+        return jax.nn.sigmoid(pre)
+    if kind != "symmetric":
+        raise ValueError(f"unknown elastance {kind!r}")
+    width = jnp.abs(half_width).astype(pre.dtype)
+    return jax.nn.sigmoid(pre + width) - jax.nn.sigmoid(pre - width)
+
+
+def presynaptic_field_diagonal(field, x: Array, drive) -> tuple[Array, Array]:
+    r"""$f(x)$ and the diagonal $\partial f_i/\partial x_i$ in one JVP, for a dense
+    neuron written as `field(x_self, X, drive)` with `X[j, i]` $= x_j$ the
+    presynaptic state seen by neuron $i$ (so that $f(x)$ = `field(x, X, drive)` for
+    `X = broadcast(x[:, None])`). The tangent (ones, identity) moves, for neuron
+    $i$, exactly its own $x_i$: no $D \times D$ Jacobian is formed."""
+    D = x.shape[0]
+    X = jnp.broadcast_to(x[:, None], (D, D))
+    eye = jnp.eye(D, dtype=x.dtype)
+    return jax.jvp(
+        lambda xs, Xs: field(xs, Xs, drive), (x, X), (jnp.ones_like(x), eye)
+    )
