@@ -1,0 +1,203 @@
+"""Screen of the LrcSSM defaults, one change at a time, on several tasks and seeds.
+
+Variants (every other setting is `lrc-toolkit train`'s default preset: H = D = 32,
+2 blocks, lr 3e-3, batch 8):
+
+- `old`: the 0.2 defaults: LRC with the paper's reference initialisation, one
+  global step dt = 1.
+- `responsive`: the responsive LRC initialisation alone.
+- `timescales`: learned per-neuron time scales (`TimeScaled`) alone.
+- `new`: both (the 0.3 defaults).
+
+Tasks: a two-frequency task (periods 25 and 43 samples, T = 300, 2 channels), the
+same with long periods (250 and 430 samples, T = 1 500), a memory task (recall a
+class cue after a gap), and aeon's bundled BasicMotions, JapaneseVowels, ArrowHead,
+GunPoint (and ACSF1 with `--tasks acsf1`).
+
+    python benchmarks/learning/screen.py --tasks freq freq-long memory \
+        --variants old new --seeds 0 1 2 --epochs 8 --out benchmarks/results/learning
+
+Each run appends one JSON line to OUT/runs.jsonl (a rerun skips what is there);
+`summary.py` makes the table.
+"""
+
+import argparse
+import dataclasses
+import functools
+import json
+import os
+import time
+import types
+
+import jax.numpy as jnp
+import jax.random as jr
+import numpy as np
+
+import lrc_toolkit as lt
+from lrc_toolkit.models import LrcSSM
+from lrc_toolkit.training import DEFAULT_PRESET, fit
+
+
+def _split(x, y, seed, fractions=(0.7, 0.15)):
+    rng = np.random.default_rng(seed)
+    idx = rng.permutation(len(y))
+    n1 = int(fractions[0] * len(y))
+    n2 = n1 + int(fractions[1] * len(y))
+    out = []
+    for part in (idx[:n1], idx[n1:n2], idx[n2:]):
+        xs = x[part].astype(np.float32)
+        out.append(
+            types.SimpleNamespace(
+                x=xs, y=y[part].astype(np.int32), mask=np.ones(xs.shape[:2], bool)
+            )
+        )
+    return out
+
+
+def frequency_task(seed, periods=(25, 43), T=300, n=200, channels=2):
+    """Noisy sinusoids (random phase and amplitude per channel) whose class is
+    their period."""
+    rng = np.random.default_rng(1000 + seed)
+    y = rng.integers(0, 2, n)
+    t = np.arange(T)[None, :, None]
+    period = np.asarray(periods)[y][:, None, None]
+    phase = rng.uniform(0, 2 * np.pi, (n, 1, channels))
+    amp = rng.uniform(0.8, 1.2, (n, 1, channels))
+    x = amp * np.sin(2 * np.pi * t / period + phase)
+    x = x + 0.3 * rng.normal(size=x.shape)
+    return _split(x, y, seed)
+
+
+def memory_task(seed, gap=1000, n=200, classes=2):
+    """A class cue in channel 0 for the first 10 steps, then `gap` steps of noise
+    in both channels; the label is the cue's sign."""
+    rng = np.random.default_rng(2000 + seed)
+    y = rng.integers(0, classes, n)
+    T = 10 + gap
+    x = 0.5 * rng.normal(size=(n, T, 2))
+    x[:, :10, 0] += np.where(y == 1, 2.0, -2.0)[:, None]
+    return _split(x, y, seed)
+
+
+def uea_task(name, seed):
+    from lrc_toolkit.data import load_uea
+
+    data = load_uea(name, seed=2345 + 1111 * seed)
+    return data.train, data.val, data.test
+
+
+TASKS = {
+    "freq": frequency_task,
+    "freq-long": functools.partial(frequency_task, periods=(250, 430), T=1500),
+    "memory": memory_task,
+    "basicmotions": functools.partial(uea_task, "BasicMotions"),
+    "japanesevowels": functools.partial(uea_task, "JapaneseVowels"),
+    "arrowhead": functools.partial(uea_task, "ArrowHead"),
+    "gunpoint": functools.partial(uea_task, "GunPoint"),
+    "acsf1": functools.partial(uea_task, "ACSF1"),
+}
+
+
+# variant: (LRC initialisation, TimeScaled's scale_range or None)
+VARIANTS = {
+    "old": ("reference", None),
+    "responsive": ("responsive", None),
+    "timescales": ("reference", (1e-3, 0.5)),
+    "new": ("responsive", (1e-3, 0.5)),
+    "new-wide": ("responsive", (1e-3, 0.9)),
+    "new-mid": ("responsive", (1e-2, 0.9)),
+}
+
+
+def neuron_factory(variant):
+    init, scale_range = VARIANTS[variant]
+
+    def factory(D, P, *, key):
+        k1, k2 = jr.split(key)
+        neuron = lt.LRC(D, P, init=init, dtype=jnp.float32, key=k1)
+        if scale_range is None:
+            return neuron
+        return lt.TimeScaled(neuron, scale_range=scale_range, key=k2)
+
+    return factory
+
+
+def run(task, variant, seed, epochs):
+    splits = TASKS[task](seed)
+    train = splits[0]
+    preset = DEFAULT_PRESET
+    model = LrcSSM(
+        train.x.shape[-1],
+        int(max(s.y.max() for s in splits)) + 1,
+        hidden_size=preset.hidden_size,
+        state_size=preset.state_size,
+        num_blocks=preset.num_blocks,
+        neuron=neuron_factory(variant),
+        dtype=jnp.float32,
+        key=jr.key(seed),
+    )
+    config = dataclasses.replace(preset.train, epochs=epochs, seed=seed)
+    start = time.perf_counter()
+    try:
+        result = fit(model, *splits, config=config, progress=False)
+    except Exception as e:  # a diverged run is a result too
+        return {
+            "task": task,
+            "variant": variant,
+            "seed": seed,
+            "epochs": epochs,
+            "seconds": time.perf_counter() - start,
+            "failed": str(e).splitlines()[-1][:300] if str(e) else type(e).__name__,
+            "val_accuracy": [],
+            "test_accuracy": float("nan"),
+        }
+    return {
+        "task": task,
+        "variant": variant,
+        "seed": seed,
+        "epochs": epochs,
+        "seconds": time.perf_counter() - start,
+        "val_loss": [h["val_loss"] for h in result.history],
+        "val_accuracy": [h["val_accuracy"] for h in result.history],
+        "train_loss": [h.get("train_loss") for h in result.history],
+        "test_accuracy": result.test_metrics["accuracy"],
+    }
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--tasks", nargs="+", default=["freq", "memory"], choices=TASKS)
+    p.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=VARIANTS)
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    p.add_argument("--epochs", type=int, default=8)
+    p.add_argument("--out", default="benchmarks/results/learning")
+    args = p.parse_args(argv)
+    os.makedirs(args.out, exist_ok=True)
+    path = os.path.join(args.out, "runs.jsonl")
+    done = set()
+    if os.path.exists(path):
+        with open(path) as f:
+            for line in f:
+                r = json.loads(line)
+                done.add((r["task"], r["variant"], r["seed"], r["epochs"]))
+    for seed in args.seeds:
+        for task in args.tasks:
+            for variant in args.variants:
+                if (task, variant, seed, args.epochs) in done:
+                    continue
+                r = run(task, variant, seed, args.epochs)
+                with open(path, "a") as f:
+                    f.write(json.dumps(r) + "\n")
+                if "failed" in r:
+                    print(f"{task:14s} {variant:11s} seed {seed}: FAILED", flush=True)
+                    continue
+                print(
+                    f"{task:14s} {variant:11s} seed {seed}: val acc "
+                    + " ".join(f"{v:.2f}" for v in r["val_accuracy"])
+                    + f"; test {100 * r['test_accuracy']:.1f} % ({r['seconds']:.0f} s)",
+                    flush=True,
+                )
+
+
+if __name__ == "__main__":
+    main()
