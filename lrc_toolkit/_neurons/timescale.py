@@ -61,7 +61,7 @@ class TimeScaled(AbstractLiquidNeuron):
 
         - `neuron`: the [`AbstractLiquidNeuron`][lrc_toolkit.AbstractLiquidNeuron]
             to rescale.
-        - `scale_range`: `(low, high)`, $0 < $ `low` $\le$ `high` $<$ `max_scale`:
+        - `scale_range`: `(low, high)` with `0 < low <= high < max_scale`:
             the initial $\Delta_i$ are log-uniform over it (with `low == high`,
             all equal). The default spans memories from a few samples to a few
             thousand for an LRC at $\Delta t = 1$.
