@@ -11,6 +11,7 @@ from jaxtyping import ArrayLike
 
 from ._diagnostics import check_jacobian_structure
 from ._discretise import AbstractDiscretisation, Euler
+from ._extras import require
 from ._neurons.base import AbstractLiquidNeuron
 from ._solution import RESULTS, Solution
 from ._solve.newton import ParallelNewton
@@ -184,8 +185,7 @@ def plot_comparison(comparison: ViewComparison, *, neurons: int = 4):
     A `matplotlib.figure.Figure` with two panels: the states over time (sequential
     solid, parallel dashed, ODE dotted) and the absolute differences on a log scale.
     """
-    import matplotlib.pyplot as plt
-
+    plt = require("matplotlib.pyplot", "`plot_comparison`")
     seq = np.asarray(comparison.sequential.states)
     par = np.asarray(comparison.parallel.states)
     ode = np.asarray(comparison.ode.states)

@@ -37,7 +37,11 @@ def minirocket(train, test, *, seed: int = 0, val=None) -> dict[str, Any]:
     `{"test_accuracy", "val_accuracy" (or None), "seconds"}`; `seconds` is the fit
     time.
     """
-    from aeon.classification.convolution_based import MiniRocketClassifier
+    from ._extras import require
+
+    MiniRocketClassifier = require(
+        "aeon.classification.convolution_based", "The MiniRocket baseline"
+    ).MiniRocketClassifier
 
     start = time.perf_counter()
     clf = MiniRocketClassifier(random_state=seed)

@@ -7,10 +7,18 @@ import importlib
 import math
 import os
 
+from .._extras import MissingExtraError
+
 
 DEFAULT_DATASET = "BasicMotions"
 DEFAULT_SEEDS = (2345,)
-USER_ERRORS = (ValueError, TypeError, FileNotFoundError, FileExistsError)
+USER_ERRORS = (
+    ValueError,
+    TypeError,
+    FileNotFoundError,
+    FileExistsError,
+    MissingExtraError,
+)
 DISCRETISATIONS = ("euler", "semi-implicit", "implicit", "closed-form")
 ODE_SOLVERS = ("Euler", "Heun", "Midpoint", "Ralston", "Bosh3", "Tsit5", "Dopri5")
 

@@ -92,9 +92,10 @@ def run_compare(args) -> int:
         jax.config.update("jax_enable_x64", True)
     import jax.numpy as jnp
     import jax.random as jr
-    import matplotlib
 
-    matplotlib.use("Agg")
+    from .._extras import require
+
+    require("matplotlib", "`lrc-toolkit compare`", "cli").use("Agg")
     import lrc_toolkit as lt
 
     from ..models import NEURONS

@@ -290,11 +290,13 @@ def run_train(args) -> int:
     import jax.numpy as jnp
     import jax.random as jr
 
+    from .._extras import require
     from ..models import LrcSSM
     from ..training import check_output_dir, fit
     from ..training._checkpoint import atomic_write_text
 
-    # Everything is validated before any training starts.
+    # Everything is validated before any training starts (the curve's plot too).
+    require("matplotlib", "The training-curve plot", "cli")
     source = data_source(args)
     preset, preset_source = resolve_preset(args, source.get("dataset"))
     neuron, neurons = neuron_choice(args.neuron)

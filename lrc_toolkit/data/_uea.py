@@ -7,6 +7,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from .._extras import require
 from ._dataset import UEADataset
 from ._protocol import DEFAULT_FRACTIONS, DEFAULT_SEED, load_arrays
 from ._times import DEFAULT_DROP_SEED
@@ -153,9 +154,8 @@ def load_uea(
 
 
 def _bundled_root() -> pathlib.Path:
-    import aeon.datasets
-
-    return pathlib.Path(aeon.datasets.__file__).parent / "data"
+    datasets = require("aeon.datasets", "Loading a UEA data set")
+    return pathlib.Path(datasets.__file__).parent / "data"
 
 
 def _files(root: pathlib.Path, name: str) -> tuple[pathlib.Path, pathlib.Path]:
@@ -163,9 +163,8 @@ def _files(root: pathlib.Path, name: str) -> tuple[pathlib.Path, pathlib.Path]:
 
 
 def _archive_names() -> set[str]:
-    from aeon.datasets.tsc_datasets import multivariate, tsc_zenodo
-
-    return set(tsc_zenodo) | set(multivariate) | set(PAPER_DATASETS)
+    tsc = require("aeon.datasets.tsc_datasets", "Loading a UEA data set")
+    return set(tsc.tsc_zenodo) | set(tsc.multivariate) | set(PAPER_DATASETS)
 
 
 def _local_names(root: pathlib.Path) -> list[str]:
@@ -210,7 +209,9 @@ def _read_cached(name: str, extract_path: str | None, digest: str):
     series; hashing the files is not). `digest`, a hash of the files' contents,
     invalidates the entry when a file changes."""
     del digest
-    from aeon.datasets import load_classification
+    load_classification = require(
+        "aeon.datasets", "Loading a UEA data set"
+    ).load_classification
 
     parts = []
     for split in ("train", "test"):
@@ -267,9 +268,8 @@ def _missing_error(name: str, root: pathlib.Path) -> Exception:
     lower = {k.lower(): k for k in known | set(local)}
     close = difflib.get_close_matches(name.lower(), list(lower), n=3, cutoff=0.75)
     hint = f" Did you mean {', '.join(repr(lower[c]) for c in close)}?" if close else ""
-    from aeon.datasets.tsc_datasets import multivariate
-
-    others = sorted(set(multivariate) - set(BUNDLED_DATASETS) - set(PAPER_DATASETS))
+    tsc = require("aeon.datasets.tsc_datasets", "Loading a UEA data set")
+    others = sorted(set(tsc.multivariate) - set(BUNDLED_DATASETS) - set(PAPER_DATASETS))
     local_line = f" Found in {root}: {', '.join(local)}." if local else ""
     return ValueError(
         f"Unknown data set '{name}'.{hint} Known names: bundled with aeon (no "
