@@ -36,6 +36,12 @@ def _bwd(states, grad_obj, perturbed, vjp_arg, forward, discretisation, recurren
     g_states = grad_obj[0]
     if g_states is None:
         g_states = jnp.zeros_like(states)
+    # A zero cotangent has a zero gradient, whatever the states: the branch not
+    # taken by `ParallelNewton(fallback=...)` (a `select` under `vmap`) sends zeros
+    # to a failed, possibly non-finite, solve, where the Jacobians would be NaN and
+    # 0 * NaN would poison the gradient. Linearise there at finite states instead.
+    unused = ~jnp.any(g_states != 0)
+    states = jnp.where(unused, jax.lax.stop_gradient(x0)[None], states)
     prev = shifted(x0, states)
     d = drives(neuron, inputs)
     exact = "newton" if neuron.jacobian_structure == "diagonal" else "dense"
