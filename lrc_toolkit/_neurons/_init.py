@@ -54,6 +54,4 @@ def presynaptic_field_diagonal(field, x: Array, drive) -> tuple[Array, Array]:
     D = x.shape[0]
     X = jnp.broadcast_to(x[:, None], (D, D))
     eye = jnp.eye(D, dtype=x.dtype)
-    return jax.jvp(
-        lambda xs, Xs: field(xs, Xs, drive), (x, X), (jnp.ones_like(x), eye)
-    )
+    return jax.jvp(lambda xs, Xs: field(xs, Xs, drive), (x, X), (jnp.ones_like(x), eye))
