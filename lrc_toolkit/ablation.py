@@ -10,7 +10,6 @@ print(format_table(results))
 
 import csv
 import dataclasses
-import math
 import os
 import time
 from collections.abc import Sequence
@@ -23,7 +22,9 @@ import jax.random as jr
 import numpy as np
 from jaxtyping import Array, ArrayLike, Bool, Float, Int
 
+from ._neurons.registry import NEURONS
 from ._solve.newton import ParallelNewton
+from ._stats import mean_std
 from .training._config import ABLATION_PRESET, Preset
 
 
@@ -44,25 +45,32 @@ class Variant:
     method: str | None = None
 
 
-VARIANTS: dict[str, Variant] = {
-    "lrc": Variant("LrcSSM", "lrc"),
-    "lrc-symmetric": Variant("LrcSSM (sym. elastance)", "lrc-symmetric"),
-    "stc": Variant("StcSSM", "stc"),
-    "gru": Variant("GruSSM", "gru"),
-    "mgu": Variant("MguSSM", "mgu"),
-    "lstm": Variant("LstmSSM", "lstm"),
-    # Table 9: the dense-Jacobian LRC, by quasi-Newton (the diagonal of the full
-    # Jacobian) or exact full-Jacobian Newton (O(T D^3)).
-    "dense-lrc": Variant("dense-Jac. LRC", "dense-lrc", "quasi"),
-    "dense-lrc-newton": Variant("dense-Jac. LRC (Newton)", "dense-lrc", "dense"),
-    # Table 10: state dependence removed from A, or from A and b.
-    "lrc-au-bxu": Variant("A(u),b(x,u)", "lrc-au-bxu"),
-    "lrc-au-bu": Variant("A(u),b(u)", "lrc-au-bu"),
-    # Table 11: complex self-synapse parameters and state.
-    "complex-lrc-gk": Variant("g,k ∈ C", "complex-lrc-gk"),
-    "complex-lrc-gka": Variant("+ a ∈ C", "complex-lrc-gka"),
-    "complex-lrc": Variant("+ b ∈ C", "complex-lrc"),
+# The paper's column titles (Tables 2 and 8-11); other neurons are titled by name.
+_LABELS = {
+    "lrc": "LrcSSM",
+    "lrc-symmetric": "LrcSSM (sym. elastance)",
+    "stc": "StcSSM",
+    "gru": "GruSSM",
+    "mgu": "MguSSM",
+    "lstm": "LstmSSM",
+    "dense-lrc": "dense-Jac. LRC",
+    "lrc-au-bxu": "A(u),b(x,u)",
+    "lrc-au-bu": "A(u),b(u)",
+    "complex-lrc-gk": "g,k ∈ C",
+    "complex-lrc-gka": "+ a ∈ C",
+    "complex-lrc": "+ b ∈ C",
 }
+
+# One variant per neuron of `NEURONS`. Table 9 solves the dense-Jacobian LRC by
+# quasi-Newton (the diagonal of the full Jacobian), and also by exact
+# full-Jacobian Newton (O(T D^3)), the one variant that is not a neuron's name.
+VARIANTS: dict[str, Variant] = {
+    name: Variant(
+        _LABELS.get(name, name), name, "quasi" if name == "dense-lrc" else None
+    )
+    for name in NEURONS
+}
+VARIANTS["dense-lrc-newton"] = Variant("dense-Jac. LRC (Newton)", "dense-lrc", "dense")
 
 
 def newton_iterations(
@@ -84,11 +92,6 @@ def newton_iterations(
     An integer array with one count per block.
     """
     return jnp.stack([sol.iterations for sol in model.solutions(x, mask)])
-
-
-def _mean_std(values: Sequence[float]) -> tuple[float, float]:
-    mean = sum(values) / len(values)
-    return mean, math.sqrt(sum((v - mean) ** 2 for v in values) / len(values))
 
 
 def run_ablation(
@@ -195,7 +198,7 @@ def run_ablation(
     summary = {}
     for name in variants:
         mine = [r for r in runs if r["variant"] == name]
-        mean, std = _mean_std([r["test_accuracy"] for r in mine])
+        mean, std = mean_std([r["test_accuracy"] for r in mine])
         summary[name] = {
             "label": VARIANTS[name].label,
             "test_accuracy_mean": mean,

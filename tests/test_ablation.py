@@ -77,3 +77,23 @@ def test_ablate_rejects_unknown_variant(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["ablate", "--variants", "nope", "--out", str(tmp_path)])
     assert "invalid choice: 'nope'" in capsys.readouterr().err
+
+
+def test_variants_are_the_named_neurons():
+    """One variant per neuron of the registry (and Table 9's exact-Newton one)."""
+    from lrc_toolkit.ablation import _LABELS, VARIANTS
+    from lrc_toolkit.models import NEURONS
+
+    assert all(VARIANTS[name].neuron == name for name in NEURONS)
+    assert set(VARIANTS) - set(NEURONS) == {"dense-lrc-newton"}
+    assert set(_LABELS) <= set(NEURONS)
+    assert VARIANTS["dense-lrc"].method == "quasi"
+    assert VARIANTS["dense-lrc-newton"].method == "dense"
+
+
+def test_mean_std_is_the_population_std():
+    from lrc_toolkit._stats import mean_std
+
+    assert mean_std([0.5]) == (0.5, 0.0)
+    assert mean_std([1.0, 3.0]) == (2.0, 1.0)
+    assert mean_std([1.0, 2.0, 6.0]) == pytest.approx((3.0, (14 / 3) ** 0.5))

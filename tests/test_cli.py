@@ -222,6 +222,7 @@ def test_solver_options_reach_the_saved_model(tmp_path, capsys):
         (["--solver", "sequential"], lt.Sequential()),
         (["--solver", "ode", "--ode-solver", "Heun"], lt.ODE(diffrax.Heun())),
         (["--solver", "auto"], lt.Auto()),
+        (["--solver", "ode", "--ode-solver", "Kvaerno5"], lt.ODE(diffrax.Kvaerno5())),
         (
             ["--method", "quasi", "--fallback"],
             lt.ParallelNewton(method="quasi", fallback=lt.Sequential()),
@@ -239,12 +240,27 @@ def test_solver_options_build_the_modules(args, solver):
         ("euler", lt.Euler()),
         ("semi-implicit", lt.SemiImplicitEuler()),
         ("implicit", lt.ImplicitEuler()),
+        ("closed-form", lt.ClosedForm()),
     ],
 )
 def test_discretisation_option_builds_the_module(name, discretisation):
     argv = ["train", "--out", "x", "--discretisation", name]
     parsed = cli.build_parser().parse_args(argv)
     assert discretisation_from_args(parsed) == discretisation
+
+
+@pytest.mark.parametrize(
+    "args, option",
+    [
+        (["--solver", "sequential", "--rtol", "1e-3"], "--rtol"),
+        (["--solver", "ode", "--max-iters", "3"], "--max-iters"),
+        (["--solver", "auto", "--fallback"], "--fallback"),
+    ],
+)
+def test_newton_options_refused_for_other_solvers(args, option):
+    parsed = cli.build_parser().parse_args(["train", "--out", "x", *args])
+    with pytest.raises(ValueError, match=f"{option} is an option of --solver parallel"):
+        solver_from_args(parsed)
 
 
 def test_solver_options_rejected_by_parser(tmp_path, capsys):

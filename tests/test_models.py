@@ -423,10 +423,14 @@ def test_config_records_solver_and_discretisation(solver, discretisation, getkey
 
 
 def test_config_is_none_when_unrecordable(getkey):
+    # A Diffrax controller is recorded from its fields, unless one holds an array.
     adaptive = lt.ODE(
         diffrax.Tsit5(), stepsize_controller=diffrax.PIDController(rtol=1e-6, atol=1e-6)
     )
-    assert _model(getkey(), solver=adaptive).config is None
+    rebuilt = LrcSSM.from_config(_model(getkey(), solver=adaptive).config, key=getkey())
+    assert rebuilt.solver == adaptive
+    step_to = lt.ODE(stepsize_controller=diffrax.StepTo(jnp.linspace(0.0, 1.0, 3)))
+    assert _model(getkey(), solver=step_to).config is None
     mesh = jax.sharding.Mesh(np.array(jax.devices()[:1]), ("time",))
     sharded = lt.ParallelNewton(recurrence=lt.ShardedScan(mesh))
     assert _model(getkey(), solver=sharded).config is None

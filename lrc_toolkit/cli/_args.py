@@ -19,8 +19,22 @@ USER_ERRORS = (
     FileExistsError,
     MissingExtraError,
 )
-DISCRETISATIONS = ("euler", "semi-implicit", "implicit", "closed-form")
-ODE_SOLVERS = ("Euler", "Heun", "Midpoint", "Ralston", "Bosh3", "Tsit5", "Dopri5")
+# The modules named on the command line, by the names their configurations use:
+# the CLI builds them as a checkpoint's configuration is read back.
+SOLVERS = {
+    "parallel": "ParallelNewton",
+    "sequential": "Sequential",
+    "ode": "ODE",
+    "auto": "Auto",
+}
+DISCRETISATIONS = {
+    "euler": "Euler",
+    "semi-implicit": "SemiImplicitEuler",
+    "implicit": "ImplicitEuler",
+    "closed-form": "ClosedForm",
+}
+# The parallel solver's options, each named as the field of `ParallelNewton` it sets.
+NEWTON_OPTIONS = ("method", "rtol", "atol", "max_iters", "damping")
 
 
 def _argument_type(name, convert, noun, ok, message):
@@ -85,10 +99,12 @@ fraction = _argument_type(
 
 def add_solver_arguments(p) -> None:
     """The liquid layers' solver options (every option of the solver modules)."""
+    from ..models._solver_config import ode_solvers
+
     g = p.add_argument_group("liquid-layer solver")
     g.add_argument(
         "--solver",
-        choices=("parallel", "sequential", "ode", "auto"),
+        choices=list(SOLVERS),
         default="parallel",
         help="parallel: Newton + parallel scan (the paper's); sequential: lax.scan; "
         "ode: Diffrax, one step per sample; auto: sequential on CPU, parallel on "
@@ -96,7 +112,7 @@ def add_solver_arguments(p) -> None:
     )
     g.add_argument(
         "--discretisation",
-        choices=DISCRETISATIONS,
+        choices=list(DISCRETISATIONS),
         default=None,
         help="the step of the parallel/sequential solvers; 'implicit' (backward "
         "Euler) for stiff neurons (default: euler; closed-form for CfC neurons)",
@@ -137,48 +153,46 @@ def add_solver_arguments(p) -> None:
     g.add_argument(
         "--ode-solver",
         default="Euler",
-        choices=ODE_SOLVERS,
-        help="ode solver: the Diffrax solver (default: %(default)s, which reproduces "
-        "the explicit-Euler recurrence)",
+        choices=ode_solvers(),
+        metavar="NAME",
+        help=f"ode solver: a Diffrax ODE solver, one of {', '.join(ode_solvers())} "
+        "(default: %(default)s, which reproduces the explicit-Euler recurrence)",
     )
 
 
 def solver_from_args(args):
-    """The solver module named by the `--solver ...` options."""
-    import diffrax
+    """The solver module named by the `--solver ...` options (an option of another
+    solver than the one chosen is refused, not ignored)."""
+    from ..models._solver_config import solver_from_config
 
-    from .. import Auto, ODE, ParallelNewton, Sequential
-
-    if args.solver == "sequential":
-        return Sequential()
-    if args.solver == "auto":
-        return Auto()
+    config = {"type": SOLVERS[args.solver]}
+    given = [name for name in NEWTON_OPTIONS if getattr(args, name) is not None]
+    if args.solver == "parallel":
+        config |= {name: getattr(args, name) for name in given}
+        config["fallback"] = {"type": "Sequential"} if args.fallback else None
+    elif given or args.fallback:
+        option = (given or ["fallback"])[0].replace("_", "-")
+        raise ValueError(
+            f"--{option} is an option of --solver parallel, not --solver {args.solver}."
+        )
     if args.solver == "ode":
-        return ODE(getattr(diffrax, args.ode_solver)())
-    return ParallelNewton(
-        method=args.method,
-        rtol=args.rtol,
-        atol=args.atol,
-        max_iters=args.max_iters,
-        damping=args.damping,
-        fallback=Sequential() if args.fallback else None,
-    )
+        config["solver"] = {"type": f"diffrax.{args.ode_solver}"}
+    return solver_from_config(config)
+
+
+def discretisation_named(name: str):
+    """The discretisation module a `--discretisation` choice names."""
+    from ..models._solver_config import discretisation_from_config
+
+    return discretisation_from_config({"type": DISCRETISATIONS[name]})
 
 
 def discretisation_from_args(args):
     """The discretisation named by `--discretisation` (`None`: the model's default
     for its neuron)."""
-    from .. import ClosedForm, Euler, ImplicitEuler, SemiImplicitEuler
-
     if args.discretisation is None:
         return None
-    kinds = {
-        "euler": Euler,
-        "semi-implicit": SemiImplicitEuler,
-        "implicit": ImplicitEuler,
-        "closed-form": ClosedForm,
-    }
-    return kinds[args.discretisation]()
+    return discretisation_named(args.discretisation)
 
 
 # ----------------------------------------------------------------------- neurons

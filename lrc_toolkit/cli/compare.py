@@ -41,7 +41,7 @@ def add_compare_parser(subparsers) -> None:
     )
     p.add_argument(
         "--discretisation",
-        choices=DISCRETISATIONS,
+        choices=list(DISCRETISATIONS),
         help="the step of the sequential and parallel views (default: closed-form for "
         "CfC neurons, semi-implicit for ltc, euler for the others)",
     )
@@ -99,6 +99,7 @@ def run_compare(args) -> int:
     import lrc_toolkit as lt
 
     from ..models import NEURONS
+    from ._args import discretisation_named
 
     dtype = jnp.float64 if args.float64 else jnp.float32
     key_neuron, key_input = jr.split(jr.key(args.seed))
@@ -106,12 +107,7 @@ def run_compare(args) -> int:
     neuron = NEURONS[args.neuron](D, P, dtype=dtype, key=key_neuron)
     if args.discretisation is None:
         args.discretisation = _default_discretisation(args.neuron, neuron)
-    discretisation = {
-        "euler": lt.Euler,
-        "semi-implicit": lt.SemiImplicitEuler,
-        "implicit": lt.ImplicitEuler,
-        "closed-form": lt.ClosedForm,
-    }[args.discretisation]()
+    discretisation = discretisation_named(args.discretisation)
     # x0 = 0 in the neuron's state dtype (complex for the complex LRCs).
     x0 = jnp.zeros((D,), getattr(neuron, "state_dtype", dtype))
     t = jnp.arange(args.length, dtype=dtype)[:, None] * args.dt

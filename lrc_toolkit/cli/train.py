@@ -3,7 +3,6 @@ protocol, several split seeds, and a results table."""
 
 import dataclasses
 import json
-import math
 import os
 import sys
 import time
@@ -291,6 +290,7 @@ def run_train(args) -> int:
     import jax.random as jr
 
     from .._extras import require
+    from .._stats import mean_std
     from ..models import LrcSSM
     from ..training import check_output_dir, fit
     from ..training._checkpoint import atomic_write_text
@@ -414,7 +414,7 @@ def run_train(args) -> int:
             ),
             file=sys.stderr,
         )
-    mean, std = _mean_std([r["test_accuracy"] for r in per_seed.values()])
+    mean, std = mean_std([r["test_accuracy"] for r in per_seed.values()])
     results = {
         "dataset": name,
         "data_source": source,
@@ -430,7 +430,7 @@ def run_train(args) -> int:
         "test_accuracy_std": std,
     }
     if args.baseline:
-        b_mean, b_std = _mean_std(
+        b_mean, b_std = mean_std(
             [r[args.baseline]["test_accuracy"] for r in per_seed.values()]
         )
         results[args.baseline] = {
@@ -441,8 +441,3 @@ def run_train(args) -> int:
     _plot(os.path.join(out, "training_curve.png"), histories)
     print(_table(name, per_seed, mean, std, results.get(args.baseline), args.baseline))
     return 0
-
-
-def _mean_std(values):
-    mean = sum(values) / len(values)
-    return mean, math.sqrt(sum((a - mean) ** 2 for a in values) / len(values))
