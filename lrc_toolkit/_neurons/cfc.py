@@ -115,7 +115,7 @@ class AbstractCfC(AbstractLiquidNeuron):
         self,
         x: Float[ArrayLike, " D"],
         drive: Float[ArrayLike, "..."],
-        dt: Real[ArrayLike, ""],
+        dt: Real[ArrayLike, ""] | Real[ArrayLike, " D"],
     ) -> Float[Array, " D"]:
         r"""The state after a step of length $\Delta t$ with the input held constant:
 
@@ -129,7 +129,9 @@ class AbstractCfC(AbstractLiquidNeuron):
 
         - `x`: the state at the start of the step, shape `(state_size,)`.
         - `drive`: `self.drive(u)` for the input held over the step.
-        - `dt`: the step length $\Delta t$ (the `timespans` of `ncps`).
+        - `dt`: the step length $\Delta t$ (the `timespans` of `ncps`), or one per
+            state component (a [`TimeScaled`][lrc_toolkit.TimeScaled] CfC's
+            $\Delta_i \Delta t$).
 
         **Returns:**
 

@@ -2,15 +2,18 @@
 stands for."""
 
 import jax.numpy as jnp
+import jax.random as jr
 
 from .._discretise import AbstractDiscretisation
 from .._neurons.registry import NEURONS
+from .._neurons.timescale import TimeScaled
 from .._solve.base import AbstractLiquidSolver
 from ._mlp import ACTIVATIONS, INITS
 
 
 TASKS = ("classification", "regression")
 RESIDUALS = ("input", "normalised")
+READOUTS = ("mean", "last", "per_step")
 
 
 def _positive_int(name, value):
@@ -29,6 +32,8 @@ def check_arguments(
     norm_affine,
     residual,
     init,
+    time_scales=None,
+    readout=None,
 ) -> None:
     """Raise a clear error for an argument of the wrong kind or value."""
     for name, value in sizes.items():
@@ -49,6 +54,18 @@ def check_arguments(
         raise ValueError(f"`residual` must be one of {RESIDUALS}, got {residual!r}.")
     if init not in INITS:
         raise ValueError(f"`init` must be one of {INITS}, got {init!r}.")
+    if readout is not None and readout not in READOUTS:
+        raise ValueError(f"`readout` must be one of {READOUTS}, got {readout!r}.")
+    if time_scales is not None:
+        ok = isinstance(time_scales, tuple | list) and len(time_scales) == 2
+        ok = ok and all(
+            isinstance(v, int | float) and not isinstance(v, bool) for v in time_scales
+        )
+        if not (ok and 0 < time_scales[0] <= time_scales[1]):
+            raise ValueError(
+                "`time_scales` must be `None` or `(low, high)` with "
+                f"0 < low <= high, got {time_scales!r}."
+            )
     if not isinstance(norm_affine, bool):
         raise TypeError(f"`norm_affine` must be a bool, got {norm_affine!r}.")
     if not isinstance(dt, int | float) or isinstance(dt, bool) or not dt > 0:
@@ -62,9 +79,15 @@ def check_arguments(
         )
 
 
-def neuron_factory(neuron, neurons, dtype: jnp.dtype):
+def neuron_factory(neuron, neurons, dtype: jnp.dtype, init: str | None = None):
     """`(factory, name)`: the factory `factory(D, H, key=key)` that `neuron` (a name
-    or a factory) stands for, and the name to record (`None` for a factory)."""
+    or a factory) stands for, and the name to record (`None` for a factory). A
+    named neuron gets `init=init` unless `init` is `None`."""
+    if init is not None and not isinstance(neuron, str):
+        raise ValueError(
+            "`neuron_init` applies to named neurons only; choose the initialisation "
+            "inside your neuron factory instead."
+        )
     if isinstance(neuron, str):
         known = {**NEURONS, **(neurons or {})}
         if neuron not in known:
@@ -74,10 +97,47 @@ def neuron_factory(neuron, neurons, dtype: jnp.dtype):
                 "own with `neurons={name: factory}`."
             )
         named = known[neuron]
-        return (lambda D, P, *, key: named(D, P, dtype=dtype, key=key)), neuron
+        if init is None:
+            return (lambda D, P, *, key: named(D, P, dtype=dtype, key=key)), neuron
+
+        def with_init(D, P, *, key):
+            try:
+                return named(D, P, dtype=dtype, init=init, key=key)
+            except TypeError as e:
+                if "init" not in str(e):
+                    raise
+                raise ValueError(
+                    f"The neuron {neuron!r} has no `init` option; leave "
+                    "`neuron_init=None` (`--init` on the command line) for it."
+                ) from None
+
+        return with_init, neuron
     if callable(neuron):
         return neuron, None
     raise TypeError(
         "`neuron` must be a name from `lrc_toolkit.models.NEURONS` or a "
         f"callable factory, got {type(neuron).__name__}."
     )
+
+
+def time_scaled(factory, scale_range: tuple[float, float]):
+    """`factory` whose neurons learn a time scale per state component
+    ([`TimeScaled`][lrc_toolkit.TimeScaled]), initialised log-uniformly over
+    `scale_range`; `max_scale` is `max(1, 2 * high)`. The neuron gets the same key
+    as without time scales (the scales a key folded from it)."""
+
+    def factory_with_scales(D, P, *, key):
+        neuron = factory(D, P, key=key)
+        return TimeScaled(
+            neuron,
+            scale_range=scale_range,
+            max_scale=max(1.0, 2 * scale_range[1]),
+            key=jr.fold_in(key, 1),
+        )
+
+    return factory_with_scales
+
+
+def unwrapped(neuron):
+    """The neuron inside a [`TimeScaled`][lrc_toolkit.TimeScaled] (or `neuron`)."""
+    return neuron.neuron if isinstance(neuron, TimeScaled) else neuron

@@ -86,13 +86,21 @@ class SequenceForward(eqx.Module):
 
         **Returns:**
 
-        Classification: logits of shape `(num_outputs,)`, the mean of the per-step
-        outputs over the valid steps. Regression: per-step outputs of shape
-        `(T, num_outputs)` (padded rows are meaningless; mask them in the loss).
+        By `readout`: `"mean"` (the classification default): the mean of the
+        per-step outputs over the valid steps, shape `(num_outputs,)` (logits for
+        classification); `"last"`: the output at the last valid step, shape
+        `(num_outputs,)`; `"per_step"` (the regression default): every step's
+        output, shape `(T, num_outputs)` (padded rows are meaningless; mask them in
+        the loss).
         """
         out = self.per_step(x, mask, ts=ts)
-        if self.task == "regression":
+        if self.readout == "per_step":
             return out
+        if self.readout == "last":
+            if mask is None:
+                return out[-1]
+            last = jnp.maximum(jnp.sum(jnp.asarray(mask)) - 1, 0)
+            return out[last]
         if mask is None:
             return jnp.mean(out, axis=0)
         mask = jnp.asarray(mask)

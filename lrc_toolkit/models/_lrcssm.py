@@ -2,7 +2,7 @@
 pass and the streaming use are its base classes, in `_forward.py` and
 `_streaming.py`)."""
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
 import equinox as eqx
@@ -16,7 +16,7 @@ from .._neurons.cfc import AbstractCfC, ClosedForm
 from .._neurons.registry import NeuronFactory
 from .._solve.base import AbstractLiquidSolver
 from .._solve.newton import ParallelNewton
-from ._arguments import check_arguments, neuron_factory
+from ._arguments import check_arguments, neuron_factory, time_scaled, unwrapped
 from ._block import LiquidBlock
 from ._config import model_config, model_from_config
 from ._forward import SequenceForward
@@ -75,6 +75,9 @@ class LrcSSM(SequenceForward, Streaming):
     num_blocks: int = eqx.field(static=True)
     task: str = eqx.field(static=True)
     dt: float = eqx.field(static=True)
+    neuron_init: str | None = eqx.field(static=True)
+    time_scales: tuple[float, float] | None = eqx.field(static=True)
+    readout: str = eqx.field(static=True)
     activation: str = eqx.field(static=True)
     norm_affine: bool = eqx.field(static=True)
     residual: str = eqx.field(static=True)
@@ -99,6 +102,9 @@ class LrcSSM(SequenceForward, Streaming):
         norm_affine: bool = True,
         residual: Literal["input", "normalised"] = "input",
         init: Literal["default", "he_uniform"] = "default",
+        neuron_init: str | None = None,
+        time_scales: Sequence[float] | None = None,
+        readout: Literal["mean", "last", "per_step"] | None = None,
         neurons: Mapping[str, NeuronFactory] | None = None,
         dtype=None,
         key: PRNGKeyArray,
@@ -149,6 +155,22 @@ class LrcSSM(SequenceForward, Streaming):
             does).
         - `init`: of the MLPs' weights: `"default"` (Equinox's) or `"he_uniform"`
             (He-uniform weights and zero biases, the reference's).
+        - `neuron_init`: the initialisation of a named neuron, passed to it as
+            `init=` (e.g. `"responsive"` or `"reference"` (the paper's) for the LRC
+            family); `None` (default) uses the neuron's own default. Not allowed
+            with a neuron factory (choose its initialisation inside it).
+        - `time_scales`: `(low, high)`: every liquid layer learns a time scale per
+            state component, $dx_i/dt = \Delta_i f_i(x, u)$, initialised
+            log-uniformly over `[low, high]` (see
+            [`TimeScaled`][lrc_toolkit.TimeScaled], whose `max_scale` is
+            `max(1, 2 high)`). With `dt` the step of the data, neuron $i$ then steps
+            by $\Delta_i\,\Delta t$: short and long memories in one layer, learned
+            per data set instead of a hand-picked `dt`. `None` (default): no time
+            scales (every component steps by `dt`).
+        - `readout`: how per-step outputs become the model's output: `"mean"` over
+            the valid steps, `"last"` valid step, or `"per_step"` (one output per
+            step). Default: `"mean"` for classification, `"per_step"` for
+            regression.
         - `neurons`: more named neurons, `{name: factory}`, looked up with
             `models.NEURONS` when `neuron` is a name (factories called as
             `factory(D, H, dtype=dtype, key=key)`). A model built from a named neuron
@@ -175,9 +197,14 @@ class LrcSSM(SequenceForward, Streaming):
             norm_affine=norm_affine,
             residual=residual,
             init=init,
+            time_scales=time_scales,
+            readout=readout,
         )
         dtype = default_float(dtype)
-        factory, neuron_name = neuron_factory(neuron, neurons, dtype)
+        factory, neuron_name = neuron_factory(neuron, neurons, dtype, neuron_init)
+        if time_scales is not None:
+            time_scales = (float(time_scales[0]), float(time_scales[1]))
+            factory = time_scaled(factory, time_scales)
         ekey, dkey, *bkeys = jr.split(key, num_blocks + 2)
         self.encoder = mlp(
             input_size,
@@ -215,14 +242,14 @@ class LrcSSM(SequenceForward, Streaming):
         self.norm_affine = norm_affine
         self.residual = residual
         self.init = init
-        cfc = isinstance(self.blocks[0].neuron, AbstractCfC)
+        cfc = isinstance(unwrapped(self.blocks[0].neuron), AbstractCfC)
         if discretisation is None:
             discretisation = ClosedForm() if cfc else Euler()
         elif cfc != isinstance(discretisation, ClosedForm):
             raise ValueError(
                 "CfC neurons are closed-form steps: use `discretisation=ClosedForm()` "
                 "with them (and only with them); got "
-                f"{type(discretisation).__name__} for {type(self.blocks[0].neuron).__name__}."
+                f"{type(discretisation).__name__} for {type(unwrapped(self.blocks[0].neuron)).__name__}."
             )
         self.solver = solver
         self.discretisation = discretisation
@@ -233,6 +260,9 @@ class LrcSSM(SequenceForward, Streaming):
         self.num_blocks = num_blocks
         self.task = task
         self.dt = float(dt)
+        self.neuron_init = neuron_init
+        self.time_scales = time_scales
+        self.readout = readout or ("per_step" if task == "regression" else "mean")
         self.neuron_name = neuron_name
         self.dtype_name = jnp.dtype(dtype).name
 

@@ -102,6 +102,13 @@ def _check_y(model, y: np.ndarray, mask: np.ndarray, name: str) -> np.ndarray:
                 f"sequence) or ({N}, {T}, {O}) (one per step) for a regression model "
                 f"with num_outputs={O}; got {y.dtype} of shape {y.shape}."
             )
+        readout = getattr(model, "readout", "per_step")
+        if y.ndim == 3 and readout != "per_step":
+            raise ValueError(
+                f"`{name}.y` has one target per step, shape {y.shape}, but the model's "
+                f"readout={readout!r} gives one output per sequence: build it with "
+                "`readout='per_step'`."
+            )
     elif y.ndim == 0 or y.shape[0] != N:
         raise ValueError(
             f"`{name}.y` must have one target per sequence along its first axis "

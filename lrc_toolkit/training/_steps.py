@@ -27,9 +27,10 @@ def _call(model, x, mask, times):
 def task_objective(model, x, mask, y, times=None):
     """The loss and metrics of [`LrcSSM`][lrc_toolkit.models.LrcSSM]'s `task`, from
     one forward pass. Classification: softmax cross-entropy and `accuracy`.
-    Regression: the MSE (also reported as `mse`) of the mean output over the valid
-    steps against one target per sequence (`y` of shape (O,)), or of the output at
-    each valid step (`y` of shape (T, O))."""
+    Regression: the MSE (also reported as `mse`, with the `mae`) of the model's
+    output against one target per sequence (`y` of shape (O,); a `"per_step"`
+    readout is averaged over the valid steps first), or of the output at each valid
+    step (`y` of shape (T, O))."""
     out = _call(model, x, mask, times)
     if model.task == "classification":
         loss = optax.softmax_cross_entropy_with_integer_labels(out, y)
@@ -37,14 +38,30 @@ def task_objective(model, x, mask, y, times=None):
             "accuracy": (jnp.argmax(out).astype(y.dtype) == y).astype(loss.dtype)
         }
     y = y.astype(out.dtype)
+    if out.ndim == 1:  # a pooled readout ("mean" or "last"): one output per sequence
+        if y.ndim != 1:
+            raise ValueError(
+                f"The model's readout={model.readout!r} gives one output per "
+                f"sequence, but the targets have one per step (shape {y.shape}): "
+                "build it with `readout='per_step'`."
+            )
+        err = out - y
+        return jnp.mean(err**2), {
+            "mse": jnp.mean(err**2),
+            "mae": jnp.mean(jnp.abs(err)),
+        }
     if y.ndim == 1:  # one target per sequence: the mean output over valid steps
         count = jnp.sum(mask).astype(out.dtype)
-        pred = jnp.sum(jnp.where(mask[:, None], out, 0), axis=0) / count
-        loss = jnp.mean((pred - y) ** 2)
-    else:  # one target per step: the MSE over the valid steps
-        sq = jnp.where(mask[:, None], (out - y) ** 2, 0)
-        loss = jnp.sum(sq) / (jnp.sum(mask).astype(out.dtype) * y.shape[-1])
-    return loss, {"mse": loss}
+        err = jnp.sum(jnp.where(mask[:, None], out, 0), axis=0) / count - y
+        return jnp.mean(err**2), {
+            "mse": jnp.mean(err**2),
+            "mae": jnp.mean(jnp.abs(err)),
+        }
+    # one target per step: the errors over the valid steps
+    n = jnp.sum(mask).astype(out.dtype) * y.shape[-1]
+    err = jnp.where(mask[:, None], out - y, 0)
+    loss = jnp.sum(err**2) / n
+    return loss, {"mse": loss, "mae": jnp.sum(jnp.abs(err)) / n}
 
 
 def _task_loss(model, x, mask, y, times=None):

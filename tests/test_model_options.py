@@ -1,0 +1,142 @@
+"""`LrcSSM`'s learned time scales, neuron initialisation and readout: every view
+gives the same model, the options round-trip through `config`, and bad values
+are refused with a clear message."""
+
+import types
+
+import diffrax
+import jax
+import jax.numpy as jnp
+import jax.random as jr
+import numpy as np
+import pytest
+
+import lrc_toolkit as lt
+from lrc_toolkit.models import LrcSSM
+from lrc_toolkit.training import fit, TrainConfig
+
+
+def _model(**kwargs):
+    kwargs = dict(hidden_size=6, state_size=5, num_blocks=2, key=jr.key(0)) | kwargs
+    return LrcSSM(3, 2, **kwargs)
+
+
+def test_time_scales_wrap_every_block_and_keep_the_neuron():
+    plain = _model(neuron_init="responsive")
+    scaled = _model(neuron_init="responsive", time_scales=(1e-2, 0.5))
+    for p, s in zip(plain.blocks, scaled.blocks, strict=True):
+        assert isinstance(s.neuron, lt.TimeScaled)
+        # the same key gives the same inner neuron as without time scales
+        for a, b in zip(jax.tree.leaves(p.neuron), jax.tree.leaves(s.neuron.neuron)):
+            assert jnp.array_equal(a, b)
+        scale = s.neuron.scale
+        assert jnp.all((scale >= 1e-2 * (1 - 1e-6)) & (scale <= 0.5 * (1 + 1e-6)))
+        # log-uniform: the scales spread over the decades, not bunched at one end
+        assert float(jnp.std(jnp.log(scale))) > 0.3
+
+
+@pytest.mark.parametrize("readout", ["mean", "last"])
+def test_time_scaled_model_is_the_same_in_every_view(readout, getkey):
+    """Parallel Newton, the sequential scan and Diffrax's Euler: the same model, to
+    float64 rounding (Diffrax's Euler with dt0 = the step is the Euler recurrence)."""
+    kw = dict(time_scales=(1e-3, 0.9), neuron_init="responsive", readout=readout)
+    kw |= dict(dtype=jnp.float64)
+    x = jr.normal(getkey(), (40, 3))
+    mask = jnp.arange(40) < 33
+    ts = jnp.cumsum(jr.uniform(getkey(), (40,), minval=0.5, maxval=1.5))
+    outs = [
+        _model(solver=solver, **kw)(x, mask, ts=ts)
+        for solver in (lt.ParallelNewton(), lt.Sequential(), lt.ODE(diffrax.Euler()))
+    ]
+    for out in outs[1:]:
+        assert jnp.max(jnp.abs(out - outs[0])) <= 1e-9
+
+
+def test_readouts_against_the_per_step_outputs(getkey):
+    x = jr.normal(getkey(), (30, 3))
+    mask = jnp.arange(30) < 21
+    per_step = _model(readout="per_step")
+    out = per_step(x, mask)
+    assert out.shape == (30, 2)
+    last = _model(readout="last")(x, mask)
+    assert jnp.allclose(last, out[20], atol=1e-6)
+    assert jnp.allclose(_model(readout="last")(x), per_step(x)[29], atol=1e-6)
+    mean = _model(readout="mean")(x, mask)
+    assert jnp.allclose(mean, np.mean(np.asarray(out)[:21], axis=0), atol=1e-6)
+    assert _model().readout == "mean"
+    assert _model(task="regression").readout == "per_step"
+
+
+def test_options_round_trip_through_config():
+    model = _model(neuron_init="responsive", time_scales=(2e-3, 0.4), readout="last")
+    again = LrcSSM.from_config(model.config, key=jr.key(1))
+    assert again.config == model.config
+    assert (again.neuron_init, again.time_scales, again.readout) == (
+        "responsive",
+        (2e-3, 0.4),
+        "last",
+    )
+    assert isinstance(again.blocks[0].neuron, lt.TimeScaled)
+    # a JSON round trip turns the tuple into a list: still accepted
+    config = dict(model.config, time_scales=[2e-3, 0.4])
+    assert LrcSSM.from_config(config, key=jr.key(1)).time_scales == (2e-3, 0.4)
+
+
+def test_neuron_init_reaches_the_neuron():
+    responsive = _model(neuron_init="responsive").blocks[0].neuron
+    reference = _model(neuron_init="reference").blocks[0].neuron
+    direct = lt.LRC(5, 6, init="responsive", dtype=jnp.float32, key=jr.key(0))
+    assert not all(
+        jnp.array_equal(a, b)
+        for a, b in zip(jax.tree.leaves(responsive), jax.tree.leaves(reference))
+    )
+    assert type(direct) is type(responsive)
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(time_scales=(0.5, 0.1)), "time_scales"),
+        (dict(time_scales=(0.0, 0.1)), "time_scales"),
+        (dict(time_scales=(1e-3,)), "time_scales"),
+        (dict(neuron="gru", neuron_init="responsive"), "has no `init` option"),
+        (dict(neuron_init="sideways"), "init"),
+        (
+            dict(neuron=lambda D, P, *, key: lt.LRC(D, P, key=key), neuron_init="x"),
+            "named neurons only",
+        ),
+    ],
+)
+def test_bad_options_are_refused(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        _model(**kwargs)
+
+
+def test_cfc_keeps_its_closed_form_under_time_scales():
+    model = _model(neuron="cfc", time_scales=(1e-2, 0.5))
+    assert isinstance(model.discretisation, lt.ClosedForm)
+    assert jnp.all(jnp.isfinite(model(jnp.ones((10, 3)))))
+
+
+def _regression_split(n, T, y_shape, seed):
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, T, 3)).astype(np.float32)
+    y = rng.normal(size=(n, *y_shape)).astype(np.float32)
+    return types.SimpleNamespace(x=x, y=y, mask=np.ones((n, T), bool))
+
+
+def test_pooled_regression_refuses_per_step_targets():
+    model = _model(task="regression", num_blocks=1, readout="mean", dtype=jnp.float32)
+    split = _regression_split(4, 12, (12, 2), 0)
+    with pytest.raises(ValueError, match="readout='per_step'"):
+        fit(model, split, split, config=TrainConfig(epochs=1), progress=False)
+
+
+def test_pooled_regression_reports_mse_and_mae():
+    model = _model(task="regression", num_blocks=1, readout="last", dtype=jnp.float32)
+    split = _regression_split(8, 12, (2,), 0)
+    result = fit(model, split, split, config=TrainConfig(epochs=1), progress=False)
+    last = result.history[-1]
+    assert last["val_mse"] >= 0 and last["val_mae"] >= 0
+    # MAE^2 <= MSE (Jensen), equality only for constant errors
+    assert last["val_mae"] ** 2 <= last["val_mse"] * (1 + 1e-5)
