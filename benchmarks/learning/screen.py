@@ -33,7 +33,6 @@ import jax.numpy as jnp
 import jax.random as jr
 import numpy as np
 
-import lrc_toolkit as lt
 from lrc_toolkit.models import LrcSSM
 from lrc_toolkit.training import DEFAULT_PRESET, fit
 
@@ -98,28 +97,26 @@ TASKS = {
 }
 
 
-# variant: (LRC initialisation, TimeScaled's scale_range or None)
+# variant: (LrcSSM arguments, TrainConfig overrides), each a change of the 0.2
+# defaults ("old")
 VARIANTS = {
-    "old": ("reference", None),
-    "responsive": ("responsive", None),
-    "timescales": ("reference", (1e-3, 0.5)),
-    "new": ("responsive", (1e-3, 0.5)),
-    "new-wide": ("responsive", (1e-3, 0.9)),
-    "new-mid": ("responsive", (1e-2, 0.9)),
+    "old": ({}, {}),
+    "responsive": (dict(neuron_init="responsive"), {}),
+    "timescales": (dict(time_scales=(1e-3, 0.5)), {}),
+    "new": (dict(neuron_init="responsive", time_scales=(1e-3, 0.5)), {}),
+    "new-wide": (dict(neuron_init="responsive", time_scales=(1e-3, 0.9)), {}),
+    "new-mid": (dict(neuron_init="responsive", time_scales=(1e-2, 0.9)), {}),
+    "new-unit": (dict(neuron_init="responsive", time_scales=(1e-3, 1.0)), {}),
+    "new-unit-lr": (
+        dict(neuron_init="responsive", time_scales=(1e-3, 1.0)),
+        dict(learning_rate=1e-2),
+    ),
+    "new-unit-last": (
+        dict(neuron_init="responsive", time_scales=(1e-3, 1.0), readout="last"),
+        {},
+    ),
+    "responsive-lr": (dict(neuron_init="responsive"), dict(learning_rate=1e-2)),
 }
-
-
-def neuron_factory(variant):
-    init, scale_range = VARIANTS[variant]
-
-    def factory(D, P, *, key):
-        k1, k2 = jr.split(key)
-        neuron = lt.LRC(D, P, init=init, dtype=jnp.float32, key=k1)
-        if scale_range is None:
-            return neuron
-        return lt.TimeScaled(neuron, scale_range=scale_range, key=k2)
-
-    return factory
 
 
 def run(task, variant, seed, epochs):
@@ -132,11 +129,13 @@ def run(task, variant, seed, epochs):
         hidden_size=preset.hidden_size,
         state_size=preset.state_size,
         num_blocks=preset.num_blocks,
-        neuron=neuron_factory(variant),
         dtype=jnp.float32,
+        **VARIANTS[variant][0],
         key=jr.key(seed),
     )
-    config = dataclasses.replace(preset.train, epochs=epochs, seed=seed)
+    config = dataclasses.replace(
+        preset.train, epochs=epochs, seed=seed, **VARIANTS[variant][1]
+    )
     start = time.perf_counter()
     try:
         result = fit(model, *splits, config=config, progress=False)
