@@ -1,6 +1,6 @@
 """lrc_toolkit: continuous-time liquid neural networks in JAX."""
 
-import importlib.metadata
+import importlib.metadata as _metadata
 
 from ._compare import (
     compare_views as compare_views,
@@ -22,6 +22,12 @@ from ._neurons.base import (
     AbstractAffineNeuron as AbstractAffineNeuron,
     AbstractLiquidNeuron as AbstractLiquidNeuron,
 )
+from ._neurons.biophysical import (
+    AdaptiveTheta as AdaptiveTheta,
+    FitzHughNagumo as FitzHughNagumo,
+    HodgkinHuxley as HodgkinHuxley,
+    MorrisLecar as MorrisLecar,
+)
 from ._neurons.cfc import (
     AbstractCfC as AbstractCfC,
     CfC as CfC,
@@ -38,7 +44,11 @@ from ._neurons.gated import (
 from ._neurons.lrc import LRC as LRC, STC as STC
 from ._neurons.ltc import LTC as LTC
 from ._neurons.timescale import TimeScaled as TimeScaled
-from ._solution import RESULTS as RESULTS, Solution as Solution
+from ._solution import (
+    RESULTS as RESULTS,
+    Solution as Solution,
+    SolveError as SolveError,
+)
 from ._solve.auto import Auto as Auto
 from ._solve.base import AbstractLiquidSolver as AbstractLiquidSolver
 from ._solve.linear_scan import (
@@ -61,4 +71,4 @@ from ._solve.solve import (
 )
 
 
-__version__ = importlib.metadata.version("lrc_toolkit")
+__version__ = _metadata.version("lrc_toolkit")

@@ -1,6 +1,10 @@
+import re
+
 import diffrax
 import equinox as eqx
+import jax
 import jax.numpy as jnp
+import numpy as np
 from jaxtyping import Array, Bool, Inexact, Int, Real
 
 
@@ -66,3 +70,119 @@ class Solution(eqx.Module):
     def converged(self) -> Bool[Array, "*batch"]:
         """Whether the solve succeeded (`result == RESULTS.successful`)."""
         return jnp.asarray(self.result == RESULTS.successful)
+
+    @property
+    def outcome(self) -> str | np.ndarray:
+        """The name of the `result` member, e.g. `"successful"` or `"unstable_step"`
+        (an array of names for a batch of solves; `"traced"` inside `jit`)."""
+        if self.result.is_traced():
+            return "traced"
+        index = np.asarray(_index(self.result))
+        return _NAMES[int(index)] if index.ndim == 0 else np.asarray(_NAMES)[index]
+
+    def raise_if_failed(self, prefix: str = "") -> "Solution":
+        """Raise if the solve failed, with `prefix` before the outcome's message;
+        as `equinox.error_if`, use the returned solution (inside `jit` the check is
+        tied to its states).
+
+        Outside `jit` a failure raises a [`SolveError`][lrc_toolkit.SolveError],
+        which carries the [`RESULTS`][lrc_toolkit.RESULTS] member; inside `jit`,
+        Equinox's runtime error, from which
+        [`SolveError.from_exception`][lrc_toolkit.SolveError.from_exception] reads
+        the member back.
+
+        **Arguments:**
+
+        - `prefix`: text put before the message (one line), e.g. which layer failed.
+
+        **Returns:**
+
+        This solution (its states tied to the check).
+        """
+        return _raise_if_failed(self, prefix)
+
+
+# Every member's name. Equinox lists an enumeration's members only in its own
+# table; this is the one place that reads it.
+_NAMES = tuple(RESULTS._name_to_item)
+
+
+def _index(result: RESULTS) -> Int[Array, "*batch"]:
+    """The position of `result`'s member in `_NAMES` (by comparisons, so that it
+    works on traced and batched results alike)."""
+    return sum(
+        jnp.where(result == getattr(RESULTS, name), i, 0)
+        for i, name in enumerate(_NAMES)
+    )
+
+
+def _message(name: str, prefix: str) -> str:
+    return prefix + RESULTS[getattr(RESULTS, name)]
+
+
+def _tag(name: str) -> str:
+    # Written after a message raised from inside `jit`, where Equinox carries text
+    # only, so that `SolveError.from_exception` can read the member back.
+    return f" [lrc_toolkit.RESULTS.{name}]"
+
+
+_TAGGED = re.compile(
+    r"^(?:.*EquinoxRuntimeError: )?(.*) \[lrc_toolkit\.RESULTS\.(\w+)\]$"
+)
+
+
+class SolveError(eqx.EquinoxRuntimeError):
+    """A failed solve as data: raised by
+    [`Solution.raise_if_failed`][lrc_toolkit.Solution.raise_if_failed] (and so by
+    [`solve`][lrc_toolkit.solve] with `throw=True`) outside `jit`, and recovered from
+    the runtime error raised inside it by
+    [`SolveError.from_exception`][lrc_toolkit.SolveError.from_exception].
+
+    **Attributes:**
+
+    - `result`: the [`RESULTS`][lrc_toolkit.RESULTS] member (the first failure, for
+        a batch of solves).
+    - `outcome`: its name, e.g. `"unstable_step"`.
+    - `message`: the caller's prefix and the member's message (cause and fixes);
+        also `str(error)`.
+    """
+
+    def __init__(self, message: str, outcome: str):
+        super().__init__(message)
+        self.message = message
+        self.outcome = outcome
+        self.result = getattr(RESULTS, outcome)
+
+    @classmethod
+    def from_exception(cls, error: BaseException) -> "SolveError | None":
+        """The failed solve that `error` reports, or `None` if it reports none.
+
+        `error` itself if it is a `SolveError`; for the runtime error that a failed
+        `raise_if_failed` inside `jit` raises (Equinox carries text only), the
+        member and the message read back from that text, without JAX's stack."""
+        if isinstance(error, SolveError):
+            return error
+        for line in str(error).splitlines():
+            match = _TAGGED.match(line)
+            if match and match[2] in _NAMES:
+                return cls(match[1], match[2])
+        return None
+
+
+def _raise_if_failed(sol: "Solution", prefix: str) -> "Solution":
+    result = jax.lax.stop_gradient(sol.result)
+    failed = result != RESULTS.successful
+    if not result.is_traced():
+        # Outside `jit`: a Python exception that carries the member.
+        failed = np.asarray(failed)
+        if np.any(failed):
+            first = _NAMES[np.asarray(_index(result))[failed].flat[0]]
+            raise SolveError(_message(first, prefix), first)
+        return sol
+    messages = [_message(name, prefix) + _tag(name) for name in _NAMES]
+    # Check a scalar and tie it to the states (so that sharded states are not
+    # gathered onto one device for the check).
+    zero = eqx.branched_error_if(
+        jnp.zeros((), sol.states.dtype), failed, _index(result), messages
+    )
+    return eqx.tree_at(lambda s: s.states, sol, sol.states + zero)

@@ -289,3 +289,55 @@ def test_module_entry_point():
     )
     assert proc.returncode == 0
     assert "train" in proc.stdout and "evaluate" in proc.stdout
+
+
+def _add_failing_parser(subparsers):
+    """A subcommand whose solve fails inside `jit` (explicit Euler at dt = 100)."""
+
+    def run(args):
+        import equinox as eqx
+        import jax.numpy as jnp
+        import jax.random as jr
+
+        neuron = lt.LRC(3, 2, dtype=jnp.float64, key=jr.key(0))
+        solve = eqx.filter_jit(lambda u: lt.solve(neuron, jnp.zeros(3), u, dt=100.0))
+        solve(jnp.ones((5, 2))).states.block_until_ready()
+
+    subparsers.add_parser("fail").set_defaults(func=run)
+
+
+def test_a_failed_solve_prints_cause_and_fix(monkeypatch, capsys):
+    """The message and one hint chosen by the RESULTS member; no JAX stack."""
+    monkeypatch.setattr(cli, "SUBCOMMANDS", [*cli.SUBCOMMANDS, _add_failing_parser])
+    monkeypatch.delenv("LRC_TOOLKIT_DEBUG", raising=False)
+    assert cli.main(["fail"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("lrc-toolkit fail: error: The explicit step is unstable")
+    assert err.count("On the command line:") == 1
+    assert "--discretisation semi-implicit or implicit" in err
+    assert "Above is the stack" not in err and "Traceback" not in err
+    assert "[lrc_toolkit.RESULTS" not in err
+    assert "--debug" in err
+
+
+def test_debug_shows_the_traceback(monkeypatch, capsys):
+    import equinox as eqx
+
+    monkeypatch.setattr(cli, "SUBCOMMANDS", [*cli.SUBCOMMANDS, _add_failing_parser])
+    with pytest.raises(eqx.EquinoxRuntimeError):
+        cli.main(["--debug", "fail"])
+    monkeypatch.setenv("LRC_TOOLKIT_DEBUG", "1")
+    with pytest.raises(eqx.EquinoxRuntimeError):
+        cli.main(["fail"])
+
+
+@pytest.mark.parametrize("outcome", ["nonfinite_states", "newton_max_iters_reached"])
+def test_hints_are_chosen_by_the_member(outcome):
+    """Each member gets its own hint, whatever words its message contains (the
+    non-finite message also says "unstable")."""
+    from lrc_toolkit.cli import _HINTS, _runtime_message
+
+    assert all(hasattr(lt.RESULTS, name) for name in _HINTS)
+    error = lt.SolveError(lt.RESULTS[getattr(lt.RESULTS, outcome)], outcome)
+    message = _runtime_message(error)
+    assert message == f"{error.message} On the command line: {_HINTS[outcome]}"

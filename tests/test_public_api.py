@@ -183,3 +183,19 @@ def test_every_exported_solver_and_discretisation_is_a_module():
     assert {type(a) for a in ALGORITHMS} | {lt.ShardedScan} <= exported
     for cls in exported:
         assert issubclass(cls, eqx.Module), cls
+
+
+def test_no_stray_modules_in_the_namespace():
+    """Only the package's own subpackages are modules in `lrc_toolkit` (no
+    `lt.importlib`)."""
+    import types
+
+    stray = [
+        name
+        for name in dir(lt)
+        if not name.startswith("_")
+        and isinstance(getattr(lt, name), types.ModuleType)
+        and not getattr(lt, name).__name__.startswith("lrc_toolkit.")
+    ]
+    # `jaxtyping` is put there by the test run's type-checking import hook.
+    assert stray in ([], ["jaxtyping"])

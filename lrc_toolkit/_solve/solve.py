@@ -1,11 +1,10 @@
 import equinox as eqx
-import jax
 import jax.numpy as jnp
 from jaxtyping import ArrayLike
 
 from .._discretise import AbstractDiscretisation, Euler
 from .._neurons.base import AbstractLiquidNeuron
-from .._solution import RESULTS, Solution
+from .._solution import Solution
 from ._common import check_discretisation, check_dt, validate
 from .auto import Auto
 from .base import AbstractLiquidSolver
@@ -84,7 +83,9 @@ def solve(
         step's states); ignored by the other solvers.
     - `throw`: raise an error when the outcome is not successful (non-finite states,
         an unstable step, Newton not converged, a failed ODE solve), with the cause
-        and the fixes in the message. With `False`, check `Solution.result`.
+        and the fixes in the message: a [`SolveError`][lrc_toolkit.SolveError]
+        (see [`Solution.raise_if_failed`][lrc_toolkit.Solution.raise_if_failed]).
+        With `False`, check `Solution.result`.
 
     **Returns:**
 
@@ -112,12 +113,7 @@ def solve(
         init = jnp.asarray(init, dtype=x0.dtype)
     sol = solver.run(neuron, x0, inputs, dt, ts, discretisation, init)
     if throw:
-        # Check a scalar and tie it to the states (so that sharded states are not
-        # gathered onto one device for the check).
-        result = jax.lax.stop_gradient(sol.result)
-        failed = result != RESULTS.successful
-        zero = result.error_if(jnp.zeros((), sol.states.dtype), failed)
-        sol = eqx.tree_at(lambda s: s.states, sol, sol.states + zero)
+        sol = sol.raise_if_failed()
     return sol
 
 

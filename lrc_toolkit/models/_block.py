@@ -10,7 +10,7 @@ from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray
 from .._discretise import AbstractDiscretisation
 from .._neurons.base import AbstractLiquidNeuron
 from .._neurons.registry import NeuronFactory
-from .._solution import RESULTS, Solution
+from .._solution import Solution
 from .._solve.base import AbstractLiquidSolver
 from .._solve.solve import solve
 from ._mlp import mlp
@@ -152,22 +152,11 @@ class LiquidBlock(eqx.Module):
         return jax.vmap(self.norm_out)(skip + jax.vmap(self.mlp)(states))
 
 
-# Every RESULTS message, in index order, for the block-naming errors below.
-_MESSAGES = tuple(RESULTS._index_to_message)
-
-
 def _raise_if_failed(sol: Solution, index: int, neuron) -> Array:
     """The states, with a run-time error naming the block and the cause if the
     liquid layer's solve failed (rather than a confusing error further on)."""
-    result = jax.lax.stop_gradient(sol.result)
     prefix = (
         f"LrcSSM block {index} ({type(neuron).__name__}): the liquid layer's solve "
         "failed, so the model's output would be garbage. Cause: "
     )
-    zero = eqx.branched_error_if(
-        jnp.zeros((), sol.states.dtype),
-        result != RESULTS.successful,
-        result._value,
-        [prefix + m for m in _MESSAGES],
-    )
-    return sol.states + zero
+    return sol.raise_if_failed(prefix).states
