@@ -113,6 +113,37 @@ def test_core_loads_no_optional_package(report):
     assert report["solved"] == {"sequential": True, "parallel": True, "ode": True}
 
 
+def test_models_do_not_load_the_training_loop():
+    """`import lrc_toolkit.models` loads neither `lrc_toolkit.training` nor tqdm;
+    the presets stay importable from it (they are the training package's)."""
+    code = textwrap.dedent(
+        """
+        import json, sys
+        import lrc_toolkit.models
+        loaded = sorted(
+            m for m in sys.modules
+            if m.partition(".")[0] == "tqdm" or m.startswith("lrc_toolkit.training")
+        )
+        from lrc_toolkit.models import Preset, PRESETS
+        import lrc_toolkit.training as training
+        same = Preset is training.Preset and PRESETS is training.PRESETS
+        print(json.dumps({"loaded": loaded, "same": same}))
+        """
+    )
+    env = {k: v for k, v in os.environ.items() if k != "JAX_ENABLE_X64"}
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        env={**env, "JAX_PLATFORMS": "cpu"},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    out = json.loads(result.stdout.strip().splitlines()[-1])
+    assert out == {"loaded": [], "same": True}
+
+
 @pytest.mark.parametrize(
     "what,extra",
     [("load_uea", "data"), ("minirocket", "data"), ("plot_comparison", "plot")],
