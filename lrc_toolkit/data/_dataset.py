@@ -17,7 +17,8 @@ class Split(eqx.Module):
     - `mask`: bool of shape `(N, T)`, `True` on the real (non-padded) steps.
     - `y`: the targets: int32 class indices of shape `(N,)` in
         `0 .. num_classes - 1` for classification; float32 of shape `(N,)` or
-        `(N, K)` for regression.
+        `(N, K)` for regression, or `(N, T, K)` for per-step targets (zero on
+        padded steps).
     - `lengths`: int32 of shape `(N,)`, the number of real steps of each series.
     - `indices`: int64 of shape `(N,)`, the position of each case in the collection
         *before* deduplication and permutation (for a UEA dataset: the archive's

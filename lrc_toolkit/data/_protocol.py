@@ -103,8 +103,16 @@ def load_arrays(
 
     - `x`: an array of shape `(N, T, P)`, or a sequence of `N` arrays of shapes
         `(T_i, P)` (variable lengths allowed).
-    - `y`: `N` labels. For classification, any hashable labels (strings, integers);
-        for regression, floats of shape `(N,)` or `(N, K)`.
+    - `y`: `N` labels. For classification, any hashable labels (strings, integers),
+        mapped to the integers `0 .. len(classes) - 1` in the order of `classes`
+        (`UEADataset.classes` holds the mapping). For regression, float targets:
+        one per series, shape `(N,)` or `(N, K)`; or one per step, shape
+        `(N, T, K)` (with `x` of shape `(N, T, P)`) or a sequence of `N` arrays of
+        shapes `(T_i, K)`, each as long as its series. Per-step targets follow
+        their series through the drop, the permutation and the padding (padded
+        steps get zero targets; `mask` marks the real ones). NaN or infinite
+        targets, and per-step targets of another length than their series, raise
+        a `ValueError`. Targets are not normalised.
     - `seed`: the seed of the permutation (the paper uses
         [`PAPER_SEEDS`][lrc_toolkit.data.PAPER_SEEDS]).
     - `name`: a name for the data set, used in error messages.
@@ -149,7 +157,7 @@ def load_arrays(
     else:
         if classes is not None:
             raise ValueError("`classes` is for classification; drop it for regression.")
-        labels, classes = _regression_targets(y, len(series), name), ()
+        labels, classes = _regression_targets(y, series, name), ()
 
     if deduplicate:
         keep = _first_occurrences(series, labels, name, stamps)
@@ -163,10 +171,12 @@ def load_arrays(
         int(i): _drop(series[i], stamps[i], drop_rate, int(drop_seed), int(i))
         for i in keep
     }
+    if isinstance(labels, list):  # per-step targets follow their series' drop
+        labels = {int(i): labels[i][cases[int(i)][2]] for i in keep}
     parts = _split_positions(len(keep), seed, fractions, name, num_duplicates)
     part_indices = [keep[p] for p in parts]
 
-    max_length = max(s.shape[0] for s, _ in cases.values())
+    max_length = max(s.shape[0] for s, _, _ in cases.values())
     if normalise:
         mean, std = _channel_statistics([cases[i][0] for i in part_indices[0]])
     else:
@@ -353,25 +363,83 @@ def _encode_labels(y, n: int, classes, name: str):
     return encoded, classes
 
 
-def _regression_targets(y, n: int, name: str) -> np.ndarray:
-    targets = np.asarray(y)
+def _regression_targets(y, series: list[np.ndarray], name: str):
+    """Float32 targets: an array `(N,)` or `(N, K)` (one per series), or a list of
+    `N` arrays `(T_i, K)` (one per step, each as long as its series)."""
+    n = len(series)
+    try:
+        targets = np.asarray(y)
+    except ValueError:  # a ragged sequence: per-step targets of unequal lengths
+        targets = None
+    if targets is None or targets.dtype == object or targets.ndim == 3:
+        return _per_step_targets(y, series, name)
     if not np.issubdtype(targets.dtype, np.number) or np.iscomplexobj(targets):
         raise TypeError(f"{name}: regression targets must be real numbers.")
     if targets.ndim not in (1, 2) or targets.shape[0] != n:
         raise ValueError(
-            f"{name}: regression targets must have shape ({n},) or ({n}, K); got "
-            f"{targets.shape}."
+            f"{name}: regression targets must have shape ({n},) or ({n}, K) (one per "
+            f"series), or ({n}, T, K) (one per step); got {targets.shape}."
         )
-    if not np.isfinite(targets).all():
-        raise ValueError(f"{name}: the regression targets contain NaN or inf.")
+    _check_finite_targets(list(targets.reshape(n, -1)), name)
     return targets.astype(np.float32)
+
+
+def _per_step_targets(y, series: list[np.ndarray], name: str) -> list[np.ndarray]:
+    n = len(series)
+    items = list(y)
+    if len(items) != n:
+        raise ValueError(
+            f"{name}: got {n} series but per-step targets for {len(items)}; there "
+            "must be one target series per input series."
+        )
+    targets = []
+    for i, item in enumerate(items):
+        arr = np.asarray(item)
+        if (
+            arr.dtype == object
+            or not np.issubdtype(arr.dtype, np.number)
+            or np.iscomplexobj(arr)
+        ):
+            raise TypeError(f"{name}: regression targets must be real numbers.")
+        if arr.ndim != 2:
+            raise ValueError(
+                f"{name}: the per-step targets of series {i} have shape {arr.shape}; "
+                "each must have shape (T_i, K), one row per step of its series."
+            )
+        if arr.shape[0] != series[i].shape[0]:
+            raise ValueError(
+                f"{name}: the per-step targets of series {i} have {arr.shape[0]} "
+                f"steps but the series has {series[i].shape[0]}; per-step targets "
+                "must have the length of their series (one target row per step)."
+            )
+        targets.append(arr)
+    widths = {t.shape[1] for t in targets}
+    if len(widths) != 1:
+        raise ValueError(
+            f"{name}: per-step targets must all have the same number of outputs K; "
+            f"found {sorted(widths)}."
+        )
+    _check_finite_targets(targets, name)
+    return [t.astype(np.float32) for t in targets]
+
+
+def _check_finite_targets(targets: list[np.ndarray], name: str) -> None:
+    bad = [i for i, t in enumerate(targets) if not np.isfinite(t).all()]
+    if bad:
+        nan = sum(bool(np.isnan(targets[i]).any()) for i in bad)
+        shown = ", ".join(str(i) for i in bad[:10]) + (", ..." if len(bad) > 10 else "")
+        raise ValueError(
+            f"{name}: the regression targets of {len(bad)} of {len(targets)} cases "
+            f"are NaN or infinite ({nan} with NaN; case indices {shown}). Drop those "
+            "cases or impute their targets before training."
+        )
 
 
 # ------------------------------------------------------------------------- protocol
 
 
 def _first_occurrences(
-    series: list[np.ndarray], labels: np.ndarray, name: str, times=None
+    series: list[np.ndarray], labels: np.ndarray | list, name: str, times=None
 ):
     """Indices of the first occurrence of each distinct series (values, and time
     stamps when given), in order."""
@@ -437,9 +505,10 @@ def _time_scale(stamps: list[np.ndarray]) -> tuple[float, float]:
 
 
 def _drop(series, stamps, drop_rate: float, drop_seed: int, case: int):
-    """One case after the random drop: its kept samples and their time stamps."""
+    """One case after the random drop: its kept samples, their time stamps and
+    their positions in the series."""
     kept = _kept_positions(series.shape[0], drop_rate, drop_seed, case)
-    return series[kept], stamps[kept]
+    return series[kept], stamps[kept], kept
 
 
 def _build_split(
@@ -452,8 +521,16 @@ def _build_split(
     lengths = np.zeros((n,), dtype=np.int32)
     offset = int(time_channel)
     start, span = scale
+    per_step = isinstance(labels, dict)
+    if per_step:
+        width = next(iter(labels.values())).shape[1]
+        y = np.zeros((n, max_length, width), dtype=np.float32)
+    else:
+        y = labels[indices]
     for row, i in enumerate(indices):
-        s, t = cases[int(i)]
+        s, t, _ = cases[int(i)]
+        if per_step:
+            y[row, : s.shape[0]] = labels[int(i)]
         length = s.shape[0]
         if mean is not None:
             s = (s - mean) / std
@@ -466,7 +543,7 @@ def _build_split(
     return Split(
         x=x,
         mask=mask,
-        y=labels[indices],
+        y=y,
         lengths=lengths,
         indices=np.asarray(indices, dtype=np.int64),
         times=times if with_times else None,
