@@ -302,9 +302,18 @@ def data_source(args, *, default_dataset: str | None = DEFAULT_DATASET) -> dict:
 
 
 def load_data(source: dict, split_seed: int, data_dir=None):
-    """Load the data set a `data_source` dict names, split with `split_seed`."""
+    """Load the data set a `data_source` dict names, split with `split_seed` (its
+    `task`, if any: `"regression"`, or `"forecast"` with `horizon` and `window`)."""
     from ..data import load_file, load_uea
 
+    task = source.get("task", "classification")
+    if task == "forecast":  # a chronological split: no seed, no drop
+        return load_file(
+            source["data"],
+            task=task,
+            horizon=source["horizon"],
+            window=source.get("window"),
+        )
     kwargs = dict(
         seed=split_seed,
         drop_rate=source.get("drop_rate", 0.0),
@@ -312,6 +321,8 @@ def load_data(source: dict, split_seed: int, data_dir=None):
     )
     if kwargs["drop_seed"] is None:
         del kwargs["drop_seed"]
+    if task != "classification":
+        kwargs["task"] = task
     if source.get("data"):
         return load_file(source["data"], **kwargs)
     if not source.get("dataset"):

@@ -35,7 +35,9 @@ def add_train_parser(subparsers) -> None:
         description=(
             "Train LrcSSM (merge train/test, drop duplicates, permute with each seed, "
             "split 70/15/15; early stopping on validation accuracy; test accuracy at "
-            "the best validation epoch). Settings: the data set's preset of the "
+            "the best validation epoch). With --task regress or forecast: MSE and "
+            "MAE instead of accuracy (forecast: windows split chronologically). "
+            "Settings: the data set's preset of the "
             "paper's Table 5 if it has one, else the CLI's defaults (shown below; "
             "they differ from `TrainConfig()`'s library defaults to be quick on a "
             "CPU); each option overrides them. Writes OUT/results.json, "
@@ -46,6 +48,42 @@ def add_train_parser(subparsers) -> None:
     )
     p.add_argument("--out", required=True, help="output directory")
     add_data_arguments(p)
+    task = p.add_argument_group(
+        "task (regress and forecast read --data FILE.npz; see the docs' 'Regression "
+        "and forecasting')"
+    )
+    task.add_argument(
+        "--task",
+        choices=tuple(TASKS),
+        default="classify",
+        help="classify: integer or string labels y (N,); regress: float targets y "
+        "(N,), (N, d) or (N, T, d) (per step); forecast: the next --horizon steps "
+        "of the series x (N, T, C) or (T, C), no y needed (default: %(default)s)",
+    )
+    task.add_argument(
+        "--readout",
+        choices=("mean", "last"),
+        help="how a model with one output per series pools its per-step outputs: "
+        "mean over the steps or the last step (default: mean; last for forecast; "
+        "per-step targets always get per-step outputs)",
+    )
+    task.add_argument(
+        "--horizon",
+        type=positive_int,
+        help="forecast: the number of steps to forecast (required)",
+    )
+    task.add_argument(
+        "--window",
+        type=positive_int,
+        help="forecast: the number of past steps each forecast sees (default: 4 "
+        "horizons, at most half of the training part)",
+    )
+    task.add_argument(
+        "--season",
+        type=positive_int,
+        help="forecast with --baseline naive: also the seasonal naive forecast "
+        "with this season length (e.g. 12 for monthly data)",
+    )
     p.add_argument(
         "--dt-blind",
         action="store_true",
@@ -172,14 +210,26 @@ def add_train_parser(subparsers) -> None:
     add_solver_arguments(p)
     p.add_argument(
         "--baseline",
-        choices=("minirocket",),
-        help="also fit this baseline on every split and put it in the table",
+        choices=("minirocket", "naive"),
+        help="also fit this baseline on every split and put it in the table: "
+        "minirocket (aeon's MiniRocket classifier, or regressor for --task "
+        "regress); naive (--task forecast: the last value, and the seasonal naive "
+        "forecast with --season)",
     )
     p.add_argument(
         "--resume", action="store_true", help="continue the runs in OUT after a crash"
     )
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
     p.set_defaults(func=run_train)
+
+
+# The command line's task names -> the library's.
+TASKS = {"classify": "classification", "regress": "regression", "forecast": "forecast"}
+_BASELINE_NAMES = {
+    "minirocket": "MiniRocket",
+    "naive": "naive (last value)",
+    "seasonal_naive": "seasonal naive",
+}
 
 
 def argparse_formatter():
@@ -212,6 +262,19 @@ def resolve_preset(args, dataset_name):
     return preset, source
 
 
+def _markdown(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> list[str]:
+    widths = [max(len(r[k]) for r in (header, *rows)) for k in range(len(header))]
+
+    def line(cells):
+        return "| " + " | ".join(f"{c:<{w}}" for c, w in zip(cells, widths)) + " |"
+
+    return [
+        line(header),
+        "|" + "|".join("-" * (w + 2) for w in widths) + "|",
+        *(line(r) for r in rows),
+    ]
+
+
 def _table(
     dataset: str,
     per_seed: dict,
@@ -220,21 +283,18 @@ def _table(
     baseline: dict | None = None,
     baseline_name: str | None = None,
 ) -> str:
+    """The classification table: test accuracy (mean ± std over the seeds)."""
     rows = [("LrcSSM", f"{100 * mean:.1f} ± {100 * std:.1f}")]
     if baseline is not None:
         rows.append(
             (
-                {"minirocket": "MiniRocket"}.get(baseline_name, baseline_name),
+                _BASELINE_NAMES.get(baseline_name, baseline_name),
                 f"{100 * baseline['test_accuracy_mean']:.1f} ± "
                 f"{100 * baseline['test_accuracy_std']:.1f}",
             )
         )
-    first = max(len("model"), *(len(r[0]) for r in rows))
-    width = max(len(dataset), *(len(r[1]) for r in rows))
     lines = [
-        f"| {'model':<{first}} | {dataset:<{width}} |",
-        f"|{'-' * (first + 2)}|{'-' * (width + 2)}|",
-        *(f"| {m:<{first}} | {c:<{width}} |" for m, c in rows),
+        *_markdown(("model", dataset), rows),
         "",
         "per seed: "
         + ", ".join(
@@ -245,12 +305,38 @@ def _table(
     return "\n".join(lines)
 
 
-def _plot(path: str, histories: dict) -> None:
+def _error_table(dataset: str, results: dict, baselines: list[str]) -> str:
+    """The regression / forecasting table: test MSE and MAE (mean ± std over the
+    seeds) of LrcSSM and of each baseline."""
+
+    def cells(r):
+        return (
+            f"{r['test_mse_mean']:.4g} ± {r['test_mse_std']:.2g}",
+            f"{r['test_mae_mean']:.4g} ± {r['test_mae_std']:.2g}",
+        )
+
+    rows = [("LrcSSM", *cells(results))]
+    rows += [(_BASELINE_NAMES.get(b, b), *cells(results[b])) for b in baselines]
+    lines = [
+        *_markdown(("model", f"{dataset}: test MSE", "test MAE"), rows),
+        "",
+        "per seed: "
+        + ", ".join(
+            f"{s}: MSE {r['test_mse']:.4g}, MAE {r['test_mae']:.4g} "
+            f"({r['train_seconds']:.0f} s)"
+            for s, r in results["per_seed"].items()
+        ),
+    ]
+    return "\n".join(lines)
+
+
+def _plot(path: str, histories: dict, regression: bool = False) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    metric, label = ("mae", "MAE") if regression else ("accuracy", "accuracy")
     fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 4))
     for split_seed, history in histories.items():
         epochs = [h["epoch"] for h in history]
@@ -267,22 +353,163 @@ def _plot(path: str, histories: dict) -> None:
             label=f"val, seed {split_seed}",
         )
         ax_acc.plot(
-            epochs, [h["train_accuracy"] for h in history], color=line.get_color()
+            epochs, [h[f"train_{metric}"] for h in history], color=line.get_color()
         )
         ax_acc.plot(
-            epochs, [h["val_accuracy"] for h in history], "--", color=line.get_color()
+            epochs, [h[f"val_{metric}"] for h in history], "--", color=line.get_color()
         )
-    ax_loss.set(xlabel="epoch", ylabel="cross-entropy", title="loss")
-    ax_acc.set(
-        xlabel="epoch",
-        ylabel="accuracy",
-        title="accuracy (solid: train, dashed: val)",
-        ylim=(0, 1.02),
-    )
+    if regression:
+        ax_loss.set(xlabel="epoch", ylabel="MSE", title="loss (MSE)")
+        ax_acc.set(
+            xlabel="epoch", ylabel=label, title=f"{label} (solid: train, dashed: val)"
+        )
+    else:
+        ax_loss.set(xlabel="epoch", ylabel="cross-entropy", title="loss")
+        ax_acc.set(
+            xlabel="epoch",
+            ylabel="accuracy",
+            title="accuracy (solid: train, dashed: val)",
+            ylim=(0, 1.02),
+        )
     ax_loss.legend(fontsize="small")
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
+
+
+def _check_task_options(args) -> str:
+    """The library's task for `--task`, after refusing options that do not belong
+    to it (before anything is loaded or written)."""
+    task = TASKS[args.task]
+    forecast_only = [
+        name for name in ("horizon", "window", "season") if getattr(args, name)
+    ]
+    if task != "forecast" and forecast_only:
+        raise ValueError(
+            f"--{forecast_only[0]} is an option of --task forecast, not --task "
+            f"{args.task}."
+        )
+    if task == "forecast" and args.horizon is None:
+        raise ValueError(
+            "--task forecast needs --horizon H, the number of steps to forecast."
+        )
+    if args.season and args.baseline != "naive":
+        raise ValueError(
+            "--season is for the seasonal naive forecast: add --baseline naive."
+        )
+    if args.baseline == "naive" and task != "forecast":
+        raise ValueError(
+            "--baseline naive is a forecasting baseline (--task forecast)."
+        )
+    if args.baseline == "minirocket" and task == "forecast":
+        raise ValueError(
+            "--baseline minirocket is for --task classify or regress; forecasts are "
+            "compared with --baseline naive."
+        )
+    if task != "classification":
+        if args.data is None:
+            raise ValueError(
+                f"--task {args.task} needs your own data: --data FILE.npz (the UEA "
+                "data sets are classification data sets)."
+            )
+        if task == "forecast" and args.drop_rate:
+            raise ValueError(
+                "--drop-rate is not for --task forecast: forecasting windows are cut "
+                "from regularly sampled series."
+            )
+    return task
+
+
+def _load(source, split_seed, data_dir, task):
+    """`load_data`, with a hint in the command line's terms when classification
+    labels look like regression targets."""
+    try:
+        return load_data(source, split_seed, data_dir)
+    except ValueError as e:
+        if task == "classification" and "look like regression targets" in str(e):
+            raise ValueError(f"{e} On the command line: --task regress.") from None
+        raise
+
+
+def _num_outputs(ds, task: str) -> int:
+    if task == "classification":
+        return ds.num_classes
+    y = ds.train.y
+    return 1 if y.ndim == 1 else int(y.shape[-1])
+
+
+def _readout(ds, task: str, args) -> str | None:
+    if task == "classification":
+        return args.readout  # None: the model's default (mean)
+    if ds.train.y.ndim == 3:
+        if args.readout is not None:
+            raise ValueError(
+                f"--readout {args.readout}: the targets are per step (shape "
+                f"{ds.train.y.shape[1:]} per split row), so the model gives one "
+                "output per step; drop --readout, or give one target per series."
+            )
+        return "per_step"
+    return args.readout or ("last" if task == "forecast" else "mean")
+
+
+def _describe(ds, task: str, source: dict) -> str:
+    sizes = f"{len(ds.train)}/{len(ds.val)}/{len(ds.test)}"
+    if task == "forecast":
+        return (
+            f"{ds.input_size} channels; forecasting {source['horizon']} steps from "
+            f"windows of {source['window']}; train/val/test windows {sizes}, "
+            "chronological"
+        )
+    what = (
+        f"{ds.num_classes} classes"
+        if task == "classification"
+        else (
+            f"regression, {_num_outputs(ds, task)} target(s) "
+            + ("per step" if ds.train.y.ndim == 3 else "per series")
+        )
+    )
+    return (
+        f"{ds.input_size} channels, length {ds.max_length}, {what}; train/val/test "
+        f"{sizes}"
+        + (
+            f"; {100 * source['drop_rate']:.0f} % of samples dropped"
+            if source["drop_rate"]
+            else ""
+        )
+    )
+
+
+def _time_stamps(ds, args) -> tuple[bool, str]:
+    """Whether the liquid layers step by the data's time stamps, in words."""
+    if not ds.has_times:
+        return False, f"no time stamps (uniform steps, dt={args.dt:g})"
+    if args.dt_blind:
+        return False, "time stamps ignored (--dt-blind: uniform steps)"
+    return True, "time stamps used (each step by its own Δt)"
+
+
+def _baselines(args, task, splits, split_seed) -> dict:
+    """The baselines' scores on one split seed, by name."""
+    from .. import baselines
+
+    train, val, test = splits
+    if args.baseline == "minirocket":
+        fn = baselines.minirocket if task == "classification" else None
+        fn = fn or baselines.minirocket_regressor
+        if task != "classification" and train.y.ndim == 3:
+            raise ValueError(
+                "--baseline minirocket predicts one target per series; the targets "
+                "here are per step."
+            )
+        return {"minirocket": fn(train, test, val=val, seed=split_seed)}
+    if args.baseline == "naive":
+        out = {"naive": baselines.naive_forecast(test, val=val)}
+        if args.season:
+            out["seasonal_naive"] = baselines.naive_forecast(
+                test, season=args.season, val=val
+            )
+        return out
+    return {}
 
 
 def run_train(args) -> int:
@@ -294,17 +521,24 @@ def run_train(args) -> int:
     from ..models import LrcSSM
     from ..training import check_output_dir, fit
     from ..training._checkpoint import atomic_write_text
+    from ..training._data import check_split
 
-    # Everything is validated before any training starts (the curve's plot too).
+    # Everything is validated before anything is written or trained (the data, the
+    # first model, the curve's plot): a bad input leaves no output folder behind.
     require("matplotlib", "The training-curve plot", "cli")
+    task = _check_task_options(args)
+    regression = task != "classification"
     source = data_source(args)
+    if regression:
+        source["task"] = task
+    if task == "forecast":
+        source.update(horizon=args.horizon, window=args.window)
     preset, preset_source = resolve_preset(args, source.get("dataset"))
     neuron, neurons = neuron_choice(args.neuron)
     solver, discretisation = solver_from_args(args), discretisation_from_args(args)
     if len(set(args.seeds)) != len(args.seeds):
         raise ValueError(f"--seeds has repeated values: {args.seeds}.")
-    out = check_output_dir(args.out)
-    seed_dirs = {s: os.path.join(out, f"seed_{s}") for s in args.seeds}
+    seed_dirs = {s: os.path.join(args.out, f"seed_{s}") for s in args.seeds}
     if not args.resume:
         for d in seed_dirs.values():
             if os.path.exists(os.path.join(d, "last.eqx")) or os.path.exists(
@@ -315,23 +549,27 @@ def run_train(args) -> int:
                     "it, or choose another --out."
                 )
     name = source_name(source)
-    datasets = {args.seeds[0]: load_data(source, args.seeds[0], args.data_dir)}
-    first = datasets[args.seeds[0]]
-    if first.num_classes < 2:
+    first = _load(source, args.seeds[0], args.data_dir, task)
+    if task == "forecast":
+        source["window"] = int(first.max_length)  # the default, resolved
+    if task == "classification" and first.num_classes < 2:
         raise ValueError(
             f"{name!r} is not a classification data set with at least two classes; "
-            "`lrc-toolkit train` trains classifiers."
+            "for real-valued targets pass --task regress."
         )
+    readout = _readout(first, task, args)
 
     def model_for(ds, s):
         return LrcSSM(
             ds.input_size,
-            ds.num_classes,
+            _num_outputs(ds, task),
             **preset.model_kwargs(),
             neuron=neuron,
             neurons=neurons,
             solver=solver,
             discretisation=discretisation,
+            task="regression" if regression else "classification",
+            readout=readout,
             activation=args.activation,
             init=args.init,
             norm_affine=not args.no_norm_affine,
@@ -341,6 +579,14 @@ def run_train(args) -> int:
             key=jr.key(s),
         )
 
+    check_model = model_for(first, args.seeds[0])
+    for split_name, split in first.splits.items():
+        check_split(check_model, split, split_name)
+    out = check_output_dir(args.out)
+    seed_dirs = {s: os.path.join(out, f"seed_{s}") for s in args.seeds}
+    datasets = {args.seeds[0]: first}
+
+    used_times, times_text = _time_stamps(first, args)
     settings = {
         **preset.to_dict(),
         "source": preset_source,
@@ -350,26 +596,30 @@ def run_train(args) -> int:
         "init": args.init,
         "norm_affine": not args.no_norm_affine,
         "residual": args.residual,
+        "readout": readout or "mean",
     }
     print(
-        f"LrcSSM on {name} ({first.input_size} channels, length {first.max_length}, "
-        f"{first.num_classes} classes; train/val/test {len(first.train)}/"
-        f"{len(first.val)}/{len(first.test)}"
-        + (
-            f"; {100 * source['drop_rate']:.0f} % of samples dropped"
-            if source["drop_rate"]
-            else ""
-        )
-        + f"); {preset_source}, {args.protocol} protocol: "
+        f"LrcSSM on {name} ({_describe(first, task, source)}); {times_text}; "
+        f"{preset_source}, {args.protocol} protocol: "
         f"H={preset.hidden_size} D={preset.state_size} blocks={preset.num_blocks} "
         f"lr={preset.train.learning_rate} batch={preset.train.batch_size} "
         f"epochs<={preset.train.epochs} patience={preset.train.patience} "
         f"dt={args.dt:g} solver={args.solver} neuron={neuron}",
         file=sys.stderr,
     )
+    if task == "classification":
+        print(
+            "classes: "
+            + ", ".join(f"{i} = {c!r}" for i, c in enumerate(first.classes)),
+            file=sys.stderr,
+        )
+    metric = "mse" if regression else "accuracy"
     per_seed, histories = {}, {}
     for s in args.seeds:
-        ds = datasets.pop(s, None) or load_data(source, s, args.data_dir)
+        if task == "forecast":
+            ds = first  # the chronological split does not depend on the seed
+        else:
+            ds = datasets.pop(s, None) or _load(source, s, args.data_dir, task)
         splits = [ds.train, ds.val, ds.test]
         if args.dt_blind:
             splits = [dataclasses.replace(split, times=None) for split in splits]
@@ -390,54 +640,87 @@ def run_train(args) -> int:
             },
         )
         seconds = time.perf_counter() - start
+        if regression:
+            record = {
+                "test_mse": result.test_metrics["mse"],
+                "test_mae": result.test_metrics["mae"],
+                "val_mse": result.val_metrics["mse"],
+                "val_mae": result.val_metrics["mae"],
+            }
+        else:
+            record = {
+                "test_accuracy": result.test_metrics["accuracy"],
+                "val_accuracy": result.val_metrics["accuracy"],
+            }
         per_seed[s] = {
-            "test_accuracy": result.test_metrics["accuracy"],
-            "val_accuracy": result.val_metrics["accuracy"],
+            **record,
             "best_epoch": result.best_epoch,
             "epochs_run": result.epochs_run,
             "stop_reason": result.stop_reason,
             "train_seconds": seconds,
         }
-        if args.baseline == "minirocket":
-            from ..baselines import minirocket
-
-            per_seed[s]["minirocket"] = minirocket(*splits[::2], val=splits[1], seed=s)
+        per_seed[s].update(_baselines(args, task, splits, s))
         histories[s] = result.history
+        scores = ", ".join(
+            f"{_BASELINE_NAMES[b]} {per_seed[s][b][f'test_{metric}']:.4g}"
+            for b in per_seed[s]
+            if b in _BASELINE_NAMES
+        )
         print(
-            f"seed {s}: test accuracy {result.test_metrics['accuracy']:.4f} (best "
-            f"epoch {result.best_epoch} of {result.epochs_run}, {result.stop_reason}, "
-            f"{seconds:.1f} s)"
-            + (
-                f"; MiniRocket {per_seed[s]['minirocket']['test_accuracy']:.4f}"
-                if args.baseline
-                else ""
-            ),
+            f"seed {s}: test {'MSE' if regression else 'accuracy'} "
+            f"{result.test_metrics[metric]:.4g} (best epoch {result.best_epoch} of "
+            f"{result.epochs_run}, {result.stop_reason}, {seconds:.1f} s)"
+            + (f"; {scores}" if scores else ""),
             file=sys.stderr,
         )
-    mean, std = mean_std([r["test_accuracy"] for r in per_seed.values()])
+    baseline_names = [b for b in _BASELINE_NAMES if b in per_seed[args.seeds[0]]]
     results = {
         "dataset": name,
         "data_source": source,
+        "task": task,
         "model": "LrcSSM",
         "solver": args.solver,
         "neuron": neuron,
         "dt_blind": args.dt_blind,
+        "time_stamps_in_data": bool(first.has_times),
+        "time_stamps_used": used_times,
         "settings": settings,
         "seeds": list(args.seeds),
         "per_seed": {str(s): r for s, r in per_seed.items()},
-        "test_accuracy": mean,
-        "test_accuracy_mean": mean,
-        "test_accuracy_std": std,
     }
-    if args.baseline:
-        b_mean, b_std = mean_std(
-            [r[args.baseline]["test_accuracy"] for r in per_seed.values()]
-        )
-        results[args.baseline] = {
-            "test_accuracy_mean": b_mean,
-            "test_accuracy_std": b_std,
-        }
+    metrics = ("mse", "mae") if regression else ("accuracy",)
+    for m in metrics:
+        mean, std = mean_std([r[f"test_{m}"] for r in per_seed.values()])
+        if m == "accuracy":
+            results["test_accuracy"] = mean
+        results |= {f"test_{m}_mean": mean, f"test_{m}_std": std}
+    if task == "classification":
+        results["classes"] = list(first.classes)
+    if task == "forecast":
+        results["mean"] = None if first.mean is None else first.mean.tolist()
+        results["std"] = None if first.std is None else first.std.tolist()
+    for b in baseline_names:
+        results[b] = {}
+        for m in metrics:
+            b_mean, b_std = mean_std([r[b][f"test_{m}"] for r in per_seed.values()])
+            results[b] |= {f"test_{m}_mean": b_mean, f"test_{m}_std": b_std}
+        if b == "seasonal_naive":
+            results[b]["season"] = args.season
     atomic_write_text(os.path.join(out, "results.json"), json.dumps(results, indent=2))
-    _plot(os.path.join(out, "training_curve.png"), histories)
-    print(_table(name, per_seed, mean, std, results.get(args.baseline), args.baseline))
+    _plot(os.path.join(out, "training_curve.png"), histories, regression)
+    if regression:
+        print(_error_table(name, results, baseline_names))
+    else:
+        b = baseline_names[0] if baseline_names else None
+        print(
+            _table(
+                name,
+                per_seed,
+                results["test_accuracy_mean"],
+                results["test_accuracy_std"],
+                results.get(b),
+                b,
+            )
+        )
+    print(times_text[0].upper() + times_text[1:] + ".")
     return 0
