@@ -167,6 +167,22 @@ def test_windows_never_reach_into_a_later_split():
     assert (ds.test.indices + 25).max() == 200
 
 
+def test_relative_windows_shift_by_the_last_value():
+    series = np.cumsum(np.random.default_rng(7).normal(size=(80, 2)), axis=0)
+    plain, rel = (
+        forecast_windows(series, 4, 8),
+        forecast_windows(series, 4, 8, relative=True),
+    )
+    for a, b in zip(plain.splits.values(), rel.splits.values()):
+        last = a.x[:, -1, :]
+        np.testing.assert_allclose(b.x, a.x - last[:, None, :], atol=1e-6)
+        np.testing.assert_allclose(b.y, a.y - np.tile(last, 4), atol=1e-6)
+        for season in (None, 4):  # the baselines' errors do not change
+            assert baselines.naive_forecast(b, season=season)["test_mse"] == (
+                pytest.approx(baselines.naive_forecast(a, season=season)["test_mse"])
+            )
+
+
 # ------------------------------------------------------------------ baselines
 
 

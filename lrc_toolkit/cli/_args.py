@@ -313,6 +313,7 @@ def load_data(source: dict, split_seed: int, data_dir=None):
             task=task,
             horizon=source["horizon"],
             window=source.get("window"),
+            relative=source.get("relative", False),
         )
     kwargs = dict(
         seed=split_seed,

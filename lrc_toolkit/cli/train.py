@@ -79,6 +79,12 @@ def add_train_parser(subparsers) -> None:
         "horizons, at most half of the training part)",
     )
     task.add_argument(
+        "--relative",
+        action="store_true",
+        help="forecast: inputs and targets relative to each window's last value "
+        "(the model forecasts changes, not levels: for trending series)",
+    )
+    task.add_argument(
         "--season",
         type=positive_int,
         help="forecast with --baseline naive: also the seasonal naive forecast "
@@ -309,10 +315,15 @@ def _error_table(dataset: str, results: dict, baselines: list[str]) -> str:
     """The regression / forecasting table: test MSE and MAE (mean ± std over the
     seeds) of LrcSSM and of each baseline."""
 
+    def cell(mean, std):
+        # A deterministic baseline's spread is rounding noise: show it as 0.
+        spread = "0" if std <= 1e-9 * max(abs(mean), 1.0) else f"{std:.2g}"
+        return f"{mean:.4g} ± {spread}"
+
     def cells(r):
         return (
-            f"{r['test_mse_mean']:.4g} ± {r['test_mse_std']:.2g}",
-            f"{r['test_mae_mean']:.4g} ± {r['test_mae_std']:.2g}",
+            cell(r["test_mse_mean"], r["test_mse_std"]),
+            cell(r["test_mae_mean"], r["test_mae_std"]),
         )
 
     rows = [("LrcSSM", *cells(results))]
@@ -382,7 +393,9 @@ def _check_task_options(args) -> str:
     to it (before anything is loaded or written)."""
     task = TASKS[args.task]
     forecast_only = [
-        name for name in ("horizon", "window", "season") if getattr(args, name)
+        name
+        for name in ("horizon", "window", "relative", "season")
+        if getattr(args, name)
     ]
     if task != "forecast" and forecast_only:
         raise ValueError(
@@ -452,13 +465,18 @@ def _readout(ds, task: str, args) -> str | None:
     return args.readout or ("last" if task == "forecast" else "mean")
 
 
+def _channels(ds) -> str:
+    return f"{ds.input_size} channel" + ("s" if ds.input_size != 1 else "")
+
+
 def _describe(ds, task: str, source: dict) -> str:
     sizes = f"{len(ds.train)}/{len(ds.val)}/{len(ds.test)}"
     if task == "forecast":
         return (
-            f"{ds.input_size} channels; forecasting {source['horizon']} steps from "
-            f"windows of {source['window']}; train/val/test windows {sizes}, "
-            "chronological"
+            f"{_channels(ds)}; forecasting {source['horizon']} steps from "
+            f"windows of {source['window']}"
+            + (", relative to their last value" if source["relative"] else "")
+            + f"; train/val/test windows {sizes}, chronological"
         )
     what = (
         f"{ds.num_classes} classes"
@@ -469,7 +487,7 @@ def _describe(ds, task: str, source: dict) -> str:
         )
     )
     return (
-        f"{ds.input_size} channels, length {ds.max_length}, {what}; train/val/test "
+        f"{_channels(ds)}, length {ds.max_length}, {what}; train/val/test "
         f"{sizes}"
         + (
             f"; {100 * source['drop_rate']:.0f} % of samples dropped"
@@ -532,7 +550,7 @@ def run_train(args) -> int:
     if regression:
         source["task"] = task
     if task == "forecast":
-        source.update(horizon=args.horizon, window=args.window)
+        source.update(horizon=args.horizon, window=args.window, relative=args.relative)
     preset, preset_source = resolve_preset(args, source.get("dataset"))
     neuron, neurons = neuron_choice(args.neuron)
     solver, discretisation = solver_from_args(args), discretisation_from_args(args)

@@ -47,7 +47,8 @@ def load_file(
     - `horizon`, `window`: the forecast's horizon and input window (only for
         `task="forecast"`; `horizon` is required there).
     - `**kwargs`: passed to `load_arrays` (`seed`, `drop_rate`, `normalise`, ...)
-        or, for forecasting, to `forecast_windows` (`fractions`, `normalise`);
+        or, for forecasting, to `forecast_windows` (`fractions`, `normalise`,
+        `relative`);
         `name` defaults to the file's stem.
 
     **Returns:**

@@ -18,6 +18,7 @@ def forecast_windows(
     *,
     fractions: Sequence[float | int] = DEFAULT_FRACTIONS,
     normalise: bool = True,
+    relative: bool = False,
     name: str = "series",
 ) -> UEADataset:
     r"""Cut series into forecasting windows: the input is a window of `window`
@@ -46,6 +47,13 @@ def forecast_windows(
     and `.std` hold the statistics, to map forecasts back:
     `y.reshape(n, h, C) * std + mean`.
 
+    **Relative windows** (`relative=True`): each window's last input value
+    $x_{s+L-1}$ is subtracted from its inputs and its targets (after the
+    normalisation), so that the model sees and forecasts changes from the present
+    rather than levels: a trending series then stays in the range the model was
+    trained on. An error of a forecast is the same either way (the shift cancels),
+    and so are the naive baselines' (the last value forecasts 0).
+
     **Arguments:**
 
     - `series`: one series of shape `(T,)` or `(T, C)`, several of shape
@@ -57,7 +65,7 @@ def forecast_windows(
         1): four horizons, but at most half of the training part.
     - `fractions`: the train / validation / test fractions of each series' time
         axis (three non-negative numbers summing to 1).
-    - `normalise`: see above.
+    - `normalise`, `relative`: see above.
     - `name`: a name for the data set, used in error messages.
 
     **Returns:**
@@ -121,7 +129,7 @@ def forecast_windows(
         mean = std = None
     stride = max(lengths)
     splits = [
-        _split(items, [s[part] for s in starts], window, horizon, stride)
+        _split(items, [s[part] for s in starts], window, horizon, stride, relative)
         for part in range(3)
     ]
     return UEADataset(
@@ -218,12 +226,16 @@ def _starts(length: int, cuts, window: int, horizon: int):
     return train, val, test
 
 
-def _split(items, starts, window: int, horizon: int, stride: int) -> Split:
+def _split(items, starts, window, horizon, stride, relative=False) -> Split:
     xs, ys, indices = [], [], []
     for n, (s, first) in enumerate(zip(items, starts)):
         for start in first:
-            xs.append(s[start : start + window])
-            ys.append(s[start + window : start + window + horizon].reshape(-1))
+            inputs = s[start : start + window]
+            targets = s[start + window : start + window + horizon]
+            if relative:
+                inputs, targets = inputs - inputs[-1], targets - inputs[-1]
+            xs.append(inputs)
+            ys.append(targets.reshape(-1))
             indices.append(n * stride + start)
     x = np.stack(xs).astype(np.float32)
     return Split(
