@@ -48,6 +48,7 @@ def test_ablation_needs_elastance_none(getkey):
         lt.LRC(D, P, state_dependence="update", key=getkey())
 
 
+@pytest.mark.slow
 def test_ablate_end_to_end(tmp_path, capsys):
     """`lrc-toolkit ablate` on BasicMotions with CI-sized settings: a table of
     mean ± std per variant, a CSV and a JSON with Newton iteration counts."""

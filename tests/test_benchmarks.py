@@ -9,6 +9,7 @@ import pytest
 from lrc_toolkit.cli import main
 
 
+@pytest.mark.slow
 def test_bench_all_tiny(tmp_path, capsys):
     tiny = ["--T", "48", "--D", "4"]
     for name, extra in [

@@ -181,6 +181,7 @@ def _gradient(solve, neuron, x0, inputs, dt, **kwargs):
     return eqx.filter_grad(loss)((neuron, x0, inputs, dt))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("cls", [CfC, DiagonalCfC])
 def test_gradients_match_autodiff_through_scan(cls, getkey):
     """The parallel solver's fixed-point adjoint against plain reverse-mode autodiff
@@ -384,6 +385,7 @@ def test_float32(getkey):
 # --- In a model ----------------------------------------------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("cls", [DiagonalCfC, CfC])
 def test_lrcssm_learns_with_cfc(cls, getkey):
     """An LrcSSM with CfC layers (`discretisation=ClosedForm()`, the model's default
@@ -433,6 +435,7 @@ def test_lrcssm_learns_with_cfc(cls, getkey):
     assert accuracy >= 0.9
 
 
+@pytest.mark.slow
 def test_lrcssm_trains_on_basicmotions_with_named_cfc(tmp_path):
     """`models.NEURONS` names both cells; the model picks `ClosedForm()` for them,
     records it, and `fit` trains a small one on BasicMotions (bundled with aeon)."""

@@ -32,6 +32,7 @@ def test_compare_accepts_every_named_neuron():
         assert parse(["compare", "--neuron", name]).neuron == name
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "neuron, discretisation",
     [

@@ -71,6 +71,7 @@ def test_real_parameters_on_a_real_state_is_the_lrc(getkey):
     assert max_abs_diff(jnp.real(states), python_loop(lrc, x0, inputs)) <= 1e-12
 
 
+@pytest.mark.slow
 def test_gradients_match_autodiff_through_scan(getkey):
     """Gradients of a real loss of Re(C x) through the parallel solver's fixed-point
     adjoint equal autodiff through the `lax.scan` of `Sequential(autodiff=True)`,

@@ -74,6 +74,7 @@ def _data(getkey):
     return x0, jax.random.normal(getkey(), (T, P), jnp.float64)
 
 
+@pytest.mark.slow
 def test_custom_diagonal_neuron_in_every_view(getkey):
     neuron = Leaky(D, P, key=getkey())
     x0, inputs = _data(getkey)
@@ -160,6 +161,7 @@ def test_missing_vector_field_is_abstract():
         NoField()
 
 
+@pytest.mark.slow
 def test_custom_neuron_trains_inside_lrcssm(getkey):
     """A neuron defined here, given to LrcSSM as a factory, trains with the
     parallel solver: finite losses that decrease, parameters that move."""

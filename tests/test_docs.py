@@ -9,6 +9,8 @@ import subprocess
 import sys
 import types
 
+import pytest
+
 import lrc_toolkit
 
 
@@ -91,6 +93,7 @@ def test_every_page_and_notebook_is_in_the_nav():
     assert not missing, f"Add these pages to the `nav` of mkdocs.yml: {missing}"
 
 
+@pytest.mark.slow
 def test_mkdocs_build_strict(tmp_path):
     result = subprocess.run(
         [

@@ -33,11 +33,14 @@ BROWSER = next((path for name in BROWSERS if (path := shutil.which(name))), None
 if BROWSER is None and os.environ.get("CI"):
     # .ci/run installs Chromium: in CI a missing browser is a broken setup, not a skip.
     raise RuntimeError("no chromium binary on PATH in CI: .ci/run should install it")
-pytestmark = pytest.mark.skipif(
-    BROWSER is None,
-    reason="no chromium binary on PATH: install one to run the browser docs test "
-    "(Debian: `apt-get install chromium`; .ci/run does)",
-)
+pytestmark = [
+    pytest.mark.slow,  # builds the site and starts a browser
+    pytest.mark.skipif(
+        BROWSER is None,
+        reason="no chromium binary on PATH: install one to run the browser docs test "
+        "(Debian: `apt-get install chromium`; .ci/run does)",
+    ),
+]
 
 
 def _site_pages() -> list[str]:

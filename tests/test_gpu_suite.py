@@ -64,6 +64,7 @@ def read(path):
         return reader.fieldnames, list(reader)
 
 
+@pytest.mark.slow
 def test_smoke_run(tmp_path):
     """`bash benchmarks/gpu.sh --smoke` on the CPU: every configuration measured,
     the parallel solver agreeing with lax.scan, ratios consistent with the times,

@@ -21,6 +21,7 @@ def test_examples_exist():
     assert len(NOTEBOOKS) >= 4, f"expected the example notebooks in {EXAMPLES}"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
 def test_notebook_runs(path, monkeypatch):
     monkeypatch.setenv("MPLBACKEND", "Agg")  # inherited by the kernel process
