@@ -2,6 +2,7 @@
 gives the same model, the options round-trip through `config`, and bad values
 are refused with a clear message."""
 
+import json
 import types
 
 import diffrax
@@ -70,27 +71,31 @@ def test_readouts_against_the_per_step_outputs(getkey):
 def test_options_round_trip_through_config():
     model = _model(neuron_init="responsive", time_scales=(2e-3, 0.4), readout="last")
     again = LrcSSM.from_config(model.config, key=jr.key(1))
-    assert again.config == model.config
+    assert again.config == model.config == json.loads(json.dumps(model.config))
     assert (again.neuron_init, again.time_scales, again.readout) == (
         "responsive",
         (2e-3, 0.4),
         "last",
     )
     assert isinstance(again.blocks[0].neuron, lt.TimeScaled)
-    # a JSON round trip turns the tuple into a list: still accepted
-    config = dict(model.config, time_scales=[2e-3, 0.4])
-    assert LrcSSM.from_config(config, key=jr.key(1)).time_scales == (2e-3, 0.4)
+    plain = _model(time_scales=None)
+    assert LrcSSM.from_config(plain.config, key=jr.key(1)).time_scales is None
 
 
 def test_neuron_init_reaches_the_neuron():
-    responsive = _model(neuron_init="responsive").blocks[0].neuron
-    reference = _model(neuron_init="reference").blocks[0].neuron
+    responsive = _model(neuron_init="responsive", time_scales=None).blocks[0].neuron
+    reference = _model(neuron_init="reference", time_scales=None).blocks[0].neuron
+    # the registry's default for the LRC family is the responsive initialisation
+    default = _model(time_scales=None).blocks[0].neuron
+    for a, b in zip(jax.tree.leaves(default), jax.tree.leaves(responsive)):
+        assert jnp.array_equal(a, b)
     direct = lt.LRC(5, 6, init="responsive", dtype=jnp.float32, key=jr.key(0))
     assert not all(
         jnp.array_equal(a, b)
         for a, b in zip(jax.tree.leaves(responsive), jax.tree.leaves(reference))
     )
     assert type(direct) is type(responsive)
+    assert isinstance(_model().blocks[0].neuron, lt.TimeScaled)  # the default
 
 
 @pytest.mark.parametrize(

@@ -8,20 +8,32 @@ from .cfc import CfC, DiagonalCfC
 from .complex_lrc import ComplexLRC
 from .dense_lrc import DenseLRC
 from .gated import GRUNeuron, LSTMNeuron, MGUNeuron
-from .lrc import LRC, STC
+from .lrc import LRC
 from .ltc import LTC
 
 
 NeuronFactory = Callable[..., AbstractLiquidNeuron]
 
+def _lrc(**options) -> NeuronFactory:
+    """An LRC-family entry: the responsive initialisation unless the caller passes
+    `init=` (e.g. `LrcSSM(neuron_init="reference")`, the paper's)."""
+
+    def factory(D, P, *, init="responsive", **kw):
+        return LRC(D, P, init=init, **options, **kw)
+
+    return factory
+
+
 # Neurons known by name: a model built from one of these can be rebuilt from its
 # `config` alone (the CLI and checkpoints rely on it). Each entry is called as
-# `factory(state_size, input_size, *, dtype, key)`.
+# `factory(state_size, input_size, *, dtype, key)`; the LRC family starts from
+# the responsive initialisation (its state follows its input from the first step;
+# `init="reference"` gives the paper's).
 NEURONS: dict[str, NeuronFactory] = {
-    "lrc": LRC,
-    "lrc-symmetric": lambda D, P, **kw: LRC(D, P, elastance="symmetric", **kw),
-    "lrc-input-elastance": lambda D, P, **kw: LRC(D, P, input_elastance=True, **kw),
-    "stc": STC,
+    "lrc": _lrc(),
+    "lrc-symmetric": _lrc(elastance="symmetric"),
+    "lrc-input-elastance": _lrc(input_elastance=True),
+    "stc": _lrc(elastance="none"),
     "dense-lrc": DenseLRC,
     "ltc": LTC,
     # The paper's ablations (Tables 8-11): diagonal gated cells, LRC without state
@@ -29,12 +41,8 @@ NEURONS: dict[str, NeuronFactory] = {
     "gru": GRUNeuron,
     "mgu": MGUNeuron,
     "lstm": LSTMNeuron,
-    "lrc-au-bxu": lambda D, P, **kw: LRC(
-        D, P, elastance="none", state_dependence="update", **kw
-    ),
-    "lrc-au-bu": lambda D, P, **kw: LRC(
-        D, P, elastance="none", state_dependence="none", **kw
-    ),
+    "lrc-au-bxu": _lrc(elastance="none", state_dependence="update"),
+    "lrc-au-bu": _lrc(elastance="none", state_dependence="none"),
     "complex-lrc-gk": lambda D, P, **kw: ComplexLRC(
         D, P, complex_parameters=("w_x", "h_x"), **kw
     ),

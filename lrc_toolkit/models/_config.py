@@ -7,6 +7,7 @@ how to write and read it; so a new constructor argument is recorded (and an
 unknown key refused) without a second list to keep."""
 
 import inspect
+import json
 from typing import Any
 
 from ._solver_config import (
@@ -50,7 +51,9 @@ def model_config(model) -> dict[str, Any] | None:
         else:
             value = getattr(model, name)
         config[name] = value
-    return config
+    # As it reads back from JSON (tuples become lists), so that a config compares
+    # equal to the one a checkpoint stored.
+    return json.loads(json.dumps(config))
 
 
 def model_from_config(cls, config: dict[str, Any], *, key, neurons):

@@ -103,7 +103,7 @@ class LrcSSM(SequenceForward, Streaming):
         residual: Literal["input", "normalised"] = "input",
         init: Literal["default", "he_uniform"] = "default",
         neuron_init: str | None = None,
-        time_scales: Sequence[float] | None = None,
+        time_scales: Sequence[float] | None = (1e-3, 1.0),
         readout: Literal["mean", "last", "per_step"] | None = None,
         neurons: Mapping[str, NeuronFactory] | None = None,
         dtype=None,
@@ -141,10 +141,11 @@ class LrcSSM(SequenceForward, Streaming):
             of shape `(num_outputs,)`) or `"regression"` (per-step outputs of shape
             `(T, num_outputs)`).
         - `dt`: the step size $\Delta t$ of the liquid layers when no time stamps are
-            given to the model. It sets the neurons' memory: an explicit-Euler LRC
-            remembers about $1/(\Delta t\,\kappa)$ samples ($\kappa$ its
-            conductance times elastance), about three at the default 1; slow
-            signals want a smaller step (SCP1: 0.01; see the training guide).
+            given to the model. With `time_scales=None` it alone sets the neurons'
+            memory: an explicit-Euler LRC remembers about
+            $1/(\Delta t\,\kappa)$ samples ($\kappa$ its conductance times
+            elastance), about three at 1; the learned time scales make a
+            hand-picked step unnecessary.
         - `activation`: of every MLP (encoder, blocks, decoder): `"gelu"` (default)
             or `"relu"` (the reference implementation's).
         - `norm_affine`: whether the LayerNorms have a learned scale and shift
@@ -156,17 +157,20 @@ class LrcSSM(SequenceForward, Streaming):
         - `init`: of the MLPs' weights: `"default"` (Equinox's) or `"he_uniform"`
             (He-uniform weights and zero biases, the reference's).
         - `neuron_init`: the initialisation of a named neuron, passed to it as
-            `init=` (e.g. `"responsive"` or `"reference"` (the paper's) for the LRC
-            family); `None` (default) uses the neuron's own default. Not allowed
-            with a neuron factory (choose its initialisation inside it).
+            `init=`; `None` (default): the registry's, which for the LRC family
+            is `"responsive"` (the state follows its input from the first step);
+            `"reference"` is the paper's. Not allowed with a neuron factory
+            (choose the initialisation inside it).
         - `time_scales`: `(low, high)`: every liquid layer learns a time scale per
             state component, $dx_i/dt = \Delta_i f_i(x, u)$, initialised
             log-uniformly over `[low, high]` (see
             [`TimeScaled`][lrc_toolkit.TimeScaled], whose `max_scale` is
-            `max(1, 2 high)`). With `dt` the step of the data, neuron $i$ then steps
-            by $\Delta_i\,\Delta t$: short and long memories in one layer, learned
-            per data set instead of a hand-picked `dt`. `None` (default): no time
-            scales (every component steps by `dt`).
+            `max(1, 2 high)`). Neuron $i$ then steps by $\Delta_i\,\Delta t$:
+            memories from one sample to about $1/(\text{low}\,\Delta t)$ samples
+            in one layer, learned per data set instead of a hand-picked `dt`.
+            Default `(1e-3, 1.0)`; the CLI uses `(1/T, 1)` for sequences of length
+            $T$. `None`: no time scales (every component steps by `dt`, the 0.2
+            and the paper's model).
         - `readout`: how per-step outputs become the model's output: `"mean"` over
             the valid steps, `"last"` valid step, or `"per_step"` (one output per
             step). Default: `"mean"` for classification, `"per_step"` for
