@@ -125,6 +125,44 @@ def minirocket_regressor(train, test, *, seed: int = 0, val=None) -> dict[str, A
     }
 
 
+def training_mean(train, test, *, val=None) -> dict[str, Any]:
+    """The reference every regressor must beat: predict the mean target of the
+    training split (per output; over the real steps for per-step targets).
+
+    **Arguments:**
+
+    - `train`, `test`: splits with float targets `y` of shape (N,), (N, K) or
+        (N, T, K) (then with `mask` (N, T)).
+    - `val`: optionally a validation split, scored too.
+
+    **Returns:**
+
+    `{"test_mse", "test_mae", "val_mse", "val_mae" (`None` without `val`)}`.
+    """
+
+    def values(split):
+        y = np.asarray(split.y, np.float64)
+        if y.ndim == 3:
+            mask = getattr(split, "mask", None)
+            return y.reshape(-1, y.shape[-1]) if mask is None else y[np.asarray(mask)]
+        return y.reshape(y.shape[0], -1)
+
+    mean = values(train).mean(axis=0)
+
+    def score(split):
+        target = values(split)
+        return _errors(np.broadcast_to(mean, target.shape), target)
+
+    test_mse, test_mae = score(test)
+    val_mse, val_mae = (None, None) if val is None else score(val)
+    return {
+        "test_mse": test_mse,
+        "test_mae": test_mae,
+        "val_mse": val_mse,
+        "val_mae": val_mae,
+    }
+
+
 def naive_forecasts(split, *, season: int | None = None) -> np.ndarray:
     r"""The naive forecasts of forecasting windows: the last value, or with
     `season` $m$ the seasonal naive forecast.

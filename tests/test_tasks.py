@@ -2,6 +2,7 @@
 series or per step, forecasting with built-in windows, MSE/MAE metrics and their
 baselines, string class labels, and bad inputs refused before anything is written."""
 
+import dataclasses
 import json
 
 import numpy as np
@@ -45,13 +46,28 @@ def test_regression_end_to_end(series_data, capsys):
     assert results["test_mse_mean"] == seed["test_mse"] > 0
     assert results["test_mae_mean"] == seed["test_mae"] > 0
     assert results["test_mse_std"] == 0.0 and "test_accuracy" not in results
-    # The baseline beside it: aeon's MiniRocket regressor on the same split.
+    # The targets are standardised with the training split's statistics.
     ds = load_file(path, task="regression", seed=2345)
-    expected = baselines.minirocket_regressor(ds.train, ds.test, seed=2345)
+    mean, std = ds.train.y.mean(), ds.train.y.std()
+    assert seed["target_mean"] == pytest.approx([mean], rel=1e-6)
+    assert seed["target_std"] == pytest.approx([std], rel=1e-6)
+    assert results["targets"] == "standardised"
+    train, test = (
+        dataclasses.replace(split, y=(split.y - mean) / std)
+        for split in (ds.train, ds.test)
+    )
+    # The baseline beside it: aeon's MiniRocket regressor on the same split.
+    expected = baselines.minirocket_regressor(train, test, seed=2345)
     assert results["minirocket"]["test_mse_mean"] == pytest.approx(
-        expected["test_mse"], rel=1e-9
+        expected["test_mse"], rel=1e-5
+    )
+    # The training mean is 0 after standardisation: its MSE is that of the targets.
+    assert results["training_mean"]["test_mse_mean"] == pytest.approx(
+        np.mean(test.y.astype(np.float64) ** 2), rel=1e-5
     )
     assert "test MSE" in captured.out and "| MiniRocket " in captured.out
+    assert "| training mean " in captured.out
+    assert "units of the training split's target std" in captured.out
     assert "No time stamps" in captured.out
     record = json.loads((out / "seed_2345" / "metrics.jsonl").read_text())
     assert {"train_mse", "val_mse", "val_mae"} <= set(record)
@@ -70,6 +86,12 @@ def test_per_step_regression_end_to_end(series_data, capsys):
     assert model.readout == "per_step" and model.num_outputs == 1
     results = json.loads((out / "results.json").read_text())
     assert np.isfinite(results["test_mse_mean"])
+    # Standardised over the real steps of the training split.
+    ds = load_file(path, task="regression", seed=2345)
+    values = ds.train.y[ds.train.mask]
+    assert results["per_seed"]["2345"]["target_std"] == pytest.approx(
+        [values.std()], rel=1e-5
+    )
 
 
 def test_forecast_end_to_end(tmp_path, capsys):
@@ -224,6 +246,21 @@ def test_naive_forecasts_of_several_channels_and_padding():
     )
 
 
+def test_training_mean_by_hand():
+    class Train:
+        y = np.array([[[1.0], [3.0], [99.0]], [[5.0], [7.0], [9.0]]])
+        mask = np.array([[True, True, False], [True, True, True]])
+
+    class Test:
+        y = np.array([[[2.0], [0.0], [0.0]]])
+        mask = np.array([[True, False, False]])
+
+    # The mean over the real training steps is (1 + 3 + 5 + 7 + 9) / 5 = 5.
+    scores = baselines.training_mean(Train, Test, val=Train)
+    assert scores["test_mse"] == 9.0 and scores["test_mae"] == 3.0
+    assert scores["val_mae"] == pytest.approx((4 + 2 + 0 + 2 + 4) / 5)
+
+
 def test_minirocket_regressor_fits_one_regressor_per_output():
     from aeon.regression.convolution_based import MiniRocketRegressor
 
@@ -359,6 +396,11 @@ BAD = [
         "(21 steps) is longer than the series 0 (20 steps)",
     ),
     (None, ["--task", "forecast"], "--task forecast needs --horizon"),
+    (
+        None,
+        ["--task", "forecast", "--horizon", "2", "--raw-targets"],
+        "--raw-targets is an option of --task regress",
+    ),
     (
         None,
         ["--task", "forecast", "--horizon", "2", "--baseline", "minirocket"],

@@ -68,6 +68,14 @@ def add_train_parser(subparsers) -> None:
         "per-step targets always get per-step outputs)",
     )
     task.add_argument(
+        "--raw-targets",
+        action="store_true",
+        help="regress: train on the targets as they are (default: standardised "
+        "with the mean and std of each seed's training split, so that the MSE is "
+        "in units of the training targets' variance: predicting the mean scores "
+        "about 1)",
+    )
+    task.add_argument(
         "--horizon",
         type=positive_int,
         help="forecast: the number of steps to forecast (required)",
@@ -232,6 +240,7 @@ def add_train_parser(subparsers) -> None:
 # The command line's task names -> the library's.
 TASKS = {"classify": "classification", "regress": "regression", "forecast": "forecast"}
 _BASELINE_NAMES = {
+    "training_mean": "training mean",
     "minirocket": "MiniRocket",
     "naive": "naive (last value)",
     "seasonal_naive": "seasonal naive",
@@ -337,6 +346,12 @@ def _error_table(dataset: str, results: dict, baselines: list[str]) -> str:
             f"({r['train_seconds']:.0f} s)"
             for s, r in results["per_seed"].items()
         ),
+        {
+            "standardised": "Errors in units of the training split's target std "
+            "(predicting the training mean scores an MSE of about 1).",
+            "normalised windows": "Errors in units of the training part's std.",
+            "raw": "Errors in the targets' own units (--raw-targets).",
+        }[results["targets"]],
     ]
     return "\n".join(lines)
 
@@ -402,6 +417,8 @@ def _check_task_options(args) -> str:
             f"--{forecast_only[0]} is an option of --task forecast, not --task "
             f"{args.task}."
         )
+    if args.raw_targets and task != "regression":
+        raise ValueError("--raw-targets is an option of --task regress.")
     if task == "forecast" and args.horizon is None:
         raise ValueError(
             "--task forecast needs --horizon H, the number of steps to forecast."
@@ -469,6 +486,35 @@ def _channels(ds) -> str:
     return f"{ds.input_size} channel" + ("s" if ds.input_size != 1 else "")
 
 
+def standardise_targets(ds):
+    """`ds` with its regression targets shifted and scaled by the mean and
+    (population) std of the training split's targets, per output (over the real
+    steps, for per-step targets); and `(mean, std)`. Padded per-step targets stay
+    zero."""
+    import numpy as np
+
+    def values(split):
+        y = np.asarray(split.y, np.float64)
+        return y[split.mask] if y.ndim == 3 else y.reshape(len(split), -1)
+
+    train = values(ds.train)
+    mean, std = train.mean(axis=0), train.std(axis=0)
+    std = np.where(std > 0, std, 1.0)
+
+    def scaled(split):
+        y = np.asarray(split.y, np.float64)
+        if y.ndim == 3:
+            z = np.where(split.mask[:, :, None], (y - mean) / std, 0.0)
+        else:
+            z = ((y.reshape(len(split), -1) - mean) / std).reshape(y.shape)
+        return dataclasses.replace(split, y=z.astype(np.float32))
+
+    out = dataclasses.replace(
+        ds, train=scaled(ds.train), val=scaled(ds.val), test=scaled(ds.test)
+    )
+    return out, (mean, std)
+
+
 def _describe(ds, task: str, source: dict) -> str:
     sizes = f"{len(ds.train)}/{len(ds.val)}/{len(ds.test)}"
     if task == "forecast":
@@ -511,6 +557,9 @@ def _baselines(args, task, splits, split_seed) -> dict:
     from .. import baselines
 
     train, val, test = splits
+    out = {}
+    if task == "regression":  # always: the reference every regressor must beat
+        out["training_mean"] = baselines.training_mean(train, test, val=val)
     if args.baseline == "minirocket":
         fn = baselines.minirocket if task == "classification" else None
         fn = fn or baselines.minirocket_regressor
@@ -519,15 +568,14 @@ def _baselines(args, task, splits, split_seed) -> dict:
                 "--baseline minirocket predicts one target per series; the targets "
                 "here are per step."
             )
-        return {"minirocket": fn(train, test, val=val, seed=split_seed)}
+        out["minirocket"] = fn(train, test, val=val, seed=split_seed)
     if args.baseline == "naive":
-        out = {"naive": baselines.naive_forecast(test, val=val)}
+        out["naive"] = baselines.naive_forecast(test, val=val)
         if args.season:
             out["seasonal_naive"] = baselines.naive_forecast(
                 test, season=args.season, val=val
             )
-        return out
-    return {}
+    return out
 
 
 def run_train(args) -> int:
@@ -576,6 +624,10 @@ def run_train(args) -> int:
             "for real-valued targets pass --task regress."
         )
     readout = _readout(first, task, args)
+    scale_targets = task == "regression" and not args.raw_targets
+    target_stats = {}
+    if scale_targets:
+        first, target_stats[args.seeds[0]] = standardise_targets(first)
 
     def model_for(ds, s):
         return LrcSSM(
@@ -617,7 +669,15 @@ def run_train(args) -> int:
         "readout": readout or "mean",
     }
     print(
-        f"LrcSSM on {name} ({_describe(first, task, source)}); {times_text}; "
+        f"LrcSSM on {name} ({_describe(first, task, source)}"
+        + (
+            "; targets standardised with the training split's mean and std"
+            if scale_targets
+            else "; raw targets"
+            if task == "regression"
+            else ""
+        )
+        + f"); {times_text}; "
         f"{preset_source}, {args.protocol} protocol: "
         f"H={preset.hidden_size} D={preset.state_size} blocks={preset.num_blocks} "
         f"lr={preset.train.learning_rate} batch={preset.train.batch_size} "
@@ -637,7 +697,11 @@ def run_train(args) -> int:
         if task == "forecast":
             ds = first  # the chronological split does not depend on the seed
         else:
-            ds = datasets.pop(s, None) or _load(source, s, args.data_dir, task)
+            ds = datasets.pop(s, None)
+            if ds is None:
+                ds = _load(source, s, args.data_dir, task)
+                if scale_targets:
+                    ds, target_stats[s] = standardise_targets(ds)
         splits = [ds.train, ds.val, ds.test]
         if args.dt_blind:
             splits = [dataclasses.replace(split, times=None) for split in splits]
@@ -677,6 +741,9 @@ def run_train(args) -> int:
             "stop_reason": result.stop_reason,
             "train_seconds": seconds,
         }
+        if s in target_stats:
+            per_seed[s]["target_mean"] = target_stats[s][0].tolist()
+            per_seed[s]["target_std"] = target_stats[s][1].tolist()
         per_seed[s].update(_baselines(args, task, splits, s))
         histories[s] = result.history
         scores = ", ".join(
@@ -702,6 +769,15 @@ def run_train(args) -> int:
         "dt_blind": args.dt_blind,
         "time_stamps_in_data": bool(first.has_times),
         "time_stamps_used": used_times,
+        "targets": (
+            "standardised"
+            if scale_targets
+            else "normalised windows"
+            if task == "forecast"
+            else "raw"
+            if regression
+            else None
+        ),
         "settings": settings,
         "seeds": list(args.seeds),
         "per_seed": {str(s): r for s, r in per_seed.items()},
