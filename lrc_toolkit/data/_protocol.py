@@ -112,7 +112,8 @@ def load_arrays(
         their series through the drop, the permutation and the padding (padded
         steps get zero targets; `mask` marks the real ones). NaN or infinite
         targets, and per-step targets of another length than their series, raise
-        a `ValueError`. Targets are not normalised.
+        a `ValueError`. Targets are not normalised (`lrc-toolkit train --task
+        regress` standardises them with the training split's statistics).
     - `seed`: the seed of the permutation (the paper uses
         [`PAPER_SEEDS`][lrc_toolkit.data.PAPER_SEEDS]).
     - `name`: a name for the data set, used in error messages.
