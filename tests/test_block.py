@@ -10,6 +10,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import jax.random as jr
+import pytest
 from jaxtyping import Array
 
 import lrc_toolkit as lt
@@ -66,6 +67,7 @@ def _loss(states, inputs):
 # -------------------------------------------------------- fallback gradients
 
 
+@pytest.mark.slow
 def test_fallback_gradients_are_exact(getkey):
     """Exact Newton without its safeguard diverges to NaN states and the sequential
     fallback supplies the states: the gradients are those of the fallback's
@@ -99,6 +101,7 @@ def test_fallback_gradients_are_exact(getkey):
     assert max_abs_diff(got_u, want_u) < 1e-10
 
 
+@pytest.mark.slow
 def test_fallback_gradients_under_vmap(getkey):
     """Under `vmap` some sequences converge (tiny steps: Newton needs few
     iterations) and some fall back; every gradient equals autodiff through the

@@ -60,7 +60,9 @@ def _x0(neuron, dtype, key):
     return x0
 
 
-@pytest.mark.parametrize("dtype", [jnp.float32, jnp.float64])
+@pytest.mark.parametrize(
+    "dtype", [pytest.param(jnp.float32, marks=pytest.mark.slow), jnp.float64]
+)
 @pytest.mark.parametrize("name", list(BUILTINS))
 def test_three_views_agree(name, dtype, getkey):
     """Parallel vs sequential vs Diffrax Euler vs a plain Python loop."""
@@ -173,6 +175,7 @@ def test_gated_structure_and_init(name, getkey):
         GATED[name](0, P, key=getkey())
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", list(GATED))
 def test_gated_gradients_match_autodiff_through_scan(name, getkey):
     neuron = GATED[name](D, P, dtype=jnp.float64, key=getkey())

@@ -179,6 +179,7 @@ def test_first_k_states_exact_after_k_newton_iterations(seed, scale, k):
     np.testing.assert_allclose(sol.states[:done], reference[:done], rtol=0, atol=1e-11)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("dtype", [jnp.float32, jnp.float64])
 def test_stress_million_steps(dtype):
     """T = 1 000 000 in one parallel solve agrees with lax.scan, without NaN."""

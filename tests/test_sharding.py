@@ -90,6 +90,7 @@ def _check(diffs, tolerances):
         assert value <= tol, f"{name}: {value:.3g} > {tol:.1g}"
 
 
+@pytest.mark.slow
 def test_sharded_solve_matches_single_device(workers):
     res = workers("solve")
     diffs = res["diffs"]
@@ -132,6 +133,7 @@ def test_sharded_solve_matches_single_device(workers):
     assert res["info"]["recurrence T=12 shard shape"] == [3, 3]
 
 
+@pytest.mark.slow
 def test_data_parallel_step_matches_single_device(workers):
     res = workers("train")
     assert res["info"]["devices holding the batch"] == 4
@@ -142,6 +144,7 @@ def test_data_parallel_step_matches_single_device(workers):
     assert len(res["diffs"]) == 4
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("process", [0, 1])
 def test_multi_process_data_parallel(workers, process):
     # Two processes of two devices each, joined through `dist.initialize()` from
