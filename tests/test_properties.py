@@ -193,3 +193,93 @@ def test_stress_million_steps(dtype):
     assert par.converged
     tol = 1e-5 if dtype == jnp.float32 else 1e-9
     assert float(jnp.max(jnp.abs(par.states - seq))) <= tol
+
+
+def _scaled(n, scale):
+    return jax.tree.map(lambda p: scale * p if eqx.is_inexact_array(p) else p, n)
+
+
+# Every built-in affine neuron documents A <= 0 (a damping forget term). ComplexLRC:
+# with real parameters on a complex state its A is that of LRC, so Re A <= 0 at any
+# real-valued state (complex parameters rotate the sigmoid and void the guarantee).
+AFFINE = {
+    "lrc_asymmetric": lambda k: lt.LRC(6, 3, key=k),
+    "lrc_symmetric": lambda k: lt.LRC(6, 3, elastance="symmetric", key=k),
+    "lrc_symmetric_input": lambda k: lt.LRC(
+        6, 3, elastance="symmetric", input_elastance=True, key=k
+    ),
+    "lrc_rho": lambda k: lt.LRC(6, 3, elastance="symmetric", rho=0.9, key=k),
+    "stc": lambda k: lt.STC(6, 3, key=k),
+    "complex_symmetric": lambda k: lt.ComplexLRC(
+        6, 3, elastance="symmetric", complex_parameters=(), key=k
+    ),
+    "complex_asymmetric": lambda k: lt.ComplexLRC(6, 3, complex_parameters=(), key=k),
+    "dense_lrc": lambda k: lt.DenseLRC(6, 3, key=k),
+    "ltc": lambda k: lt.LTC(6, 3, key=k),
+    "gru": lambda k: lt.GRUNeuron(6, 3, key=k),
+    "mgu": lambda k: lt.MGUNeuron(6, 3, key=k),
+    "lstm": lambda k: lt.LSTMNeuron(6, 3, key=k),
+}
+
+
+@pytest.mark.parametrize("name", list(AFFINE))
+@SETTINGS
+@given(seed=seeds, scale=scales, x_scale=st.floats(0.0, 5.0))
+def test_affine_forget_term_is_non_positive(name, seed, scale, x_scale):
+    """A <= 0 (Re A <= 0 for a complex state) at random parameters, states and
+    inputs: a neuron whose symmetric elastance lost its |half_width| fails."""
+    n = _scaled(AFFINE[name](jr.key(seed)), scale)
+    kx, ku = jr.split(jr.key(seed + 7))
+    x = x_scale * jr.normal(kx, (4, 6))
+    u = 2.0 * jr.normal(ku, (4, 3))
+    x = x.astype(getattr(n, "state_dtype", x.dtype))
+    A, _ = jax.vmap(lambda x, u: n.affine_form(x, n.drive(u)))(x, u)
+    assert float(jnp.max(jnp.real(A))) <= 0
+
+
+def test_complex_symmetric_elastance_at_zero():
+    """The defect of issue 19: ComplexLRC's symmetric elastance at x = 0 (reference
+    init, all self-synapses complex) had max Re A = +0.031; LRC's is <= 0."""
+    for seed in range(8):
+        n = lt.ComplexLRC(16, 3, elastance="symmetric", key=jr.key(seed))
+        A, _ = n.affine_form(jnp.zeros(16, n.state_dtype), n.drive(jnp.zeros(3)))
+        assert float(jnp.max(A.real)) <= 0
+
+
+BUILT_IN = {
+    "LRC": lt.LRC,
+    "STC": lt.STC,
+    "ComplexLRC": lt.ComplexLRC,
+    "DenseLRC": lt.DenseLRC,
+    "LTC": lt.LTC,
+    "GRUNeuron": lt.GRUNeuron,
+    "MGUNeuron": lt.MGUNeuron,
+    "LSTMNeuron": lt.LSTMNeuron,
+}
+
+
+@pytest.mark.parametrize("name", list(BUILT_IN))
+@pytest.mark.parametrize("bad", [0, -1, True, 2.5])
+@pytest.mark.parametrize("which", ["state_size", "input_size"])
+def test_sizes_checked(name, bad, which):
+    """One size check for every neuron (issue 19: `DenseLRC(0, 3)` raised
+    ZeroDivisionError, `LTC(True, 3)` was accepted). A float may instead be stopped
+    by the suite's runtime type checker, which also names the argument."""
+    sizes = {"state_size": 3, "input_size": 2, which: bad}
+    error = (ValueError, TypeError) if isinstance(bad, float) else ValueError
+    message = which if isinstance(bad, float) else f"`{which}` must be a positive"
+    with pytest.raises(error, match=message):
+        BUILT_IN[name](sizes["state_size"], sizes["input_size"], key=jr.key(0))
+
+
+@pytest.mark.parametrize("cls", [lt.LTC, lt.DenseLRC])
+def test_field_and_diagonal(cls, getkey):
+    """The dense neurons' one-JVP field and Jacobian diagonal equal the vector field
+    and the diagonal of the full Jacobian."""
+    neuron = _scaled(cls(5, 3, key=getkey()), 2.0)
+    x, u = jr.normal(getkey(), (5,)), jr.normal(getkey(), (3,))
+    drive = neuron.drive(u)
+    f, diag = neuron.field_and_diagonal(x, drive)
+    jac = jax.jacfwd(neuron.driven_vector_field)(x, drive)
+    assert float(jnp.max(jnp.abs(f - neuron.vector_field(x, u)))) < 1e-12
+    assert float(jnp.max(jnp.abs(diag - jnp.diagonal(jac)))) < 1e-12

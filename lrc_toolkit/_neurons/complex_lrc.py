@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import jax.random as jr
 from jaxtyping import Array, Float, Inexact, PRNGKeyArray
 
-from ._init import default_float, uniform
+from ._init import check_sizes, default_float, elastance, uniform
 from .base import AbstractAffineNeuron
 
 
@@ -129,9 +129,7 @@ class ComplexLRC(AbstractAffineNeuron):
             raise ValueError(
                 f"`elastance` must be one of {_ELASTANCES}, got {elastance!r}."
             )
-        for name, size in (("state_size", state_size), ("input_size", input_size)):
-            if not isinstance(size, int) or isinstance(size, bool) or size < 1:
-                raise ValueError(f"`{name}` must be a positive integer, got {size!r}.")
+        check_sizes(state_size, input_size)
         dtype = default_float(dtype)
         if not jnp.issubdtype(dtype, jnp.floating):
             raise ValueError(
@@ -208,11 +206,8 @@ class ComplexLRC(AbstractAffineNeuron):
         A = -jax.nn.sigmoid(c(f_u) + c(p["w_x"]) * s_x)
         b = c(self.e_leak) * jnp.tanh(c(z_u) + c(p["h_x"]) * s_x)
         if self.elastance != "none":
-            pre = c(self.kappa) * x + c(self.beta)
-            if self.elastance == "asymmetric":
-                eps = jax.nn.sigmoid(pre)
-            else:
-                w = c(self.half_width)
-                eps = jax.nn.sigmoid(pre + w) - jax.nn.sigmoid(pre - w)
+            eps = elastance(
+                self.elastance, c(self.kappa) * x + c(self.beta), self.half_width
+            )
             A, b = A * eps, b * eps
         return A, b

@@ -7,8 +7,16 @@ import jax.numpy as jnp
 import jax.random as jr
 from jaxtyping import Array, Float, PRNGKeyArray
 
-from ._init import default_float, inv_softplus, uniform
+from ._init import (
+    check_sizes,
+    default_float,
+    elastance,
+    inv_softplus,
+    presynaptic_field_diagonal,
+    uniform,
+)
 from .base import AbstractAffineNeuron
+from .ltc import _field
 
 
 class DenseLRC(AbstractAffineNeuron):
@@ -84,6 +92,7 @@ class DenseLRC(AbstractAffineNeuron):
             raise ValueError(
                 f"`init` must be 'reference' or 'biophysical', got {init!r}."
             )
+        check_sizes(state_size, input_size)
         dtype = default_float(dtype)
         D, P = state_size, input_size
         keys = iter(jr.split(key, 12))
@@ -120,9 +129,20 @@ class DenseLRC(AbstractAffineNeuron):
         return f_u, z_u, e_u
 
     def affine_form(self, x, drive):
+        return self._affine(jnp.broadcast_to(x[:, None], self.sigma.shape), drive)
+
+    def _affine(self, X, drive):
+        """`affine_form` with `X[j, i]` the presynaptic state $x_j$ of synapse
+        $j \to i$."""
         f_u, z_u, e_u = drive
-        s = jax.nn.sigmoid(self.sigma * (x[:, None] - self.mu))  # (D_j, D_i)
+        s = jax.nn.sigmoid(self.sigma * (X - self.mu))  # (D_j, D_i)
         f = f_u + jnp.sum(jax.nn.softplus(self.w_raw) * s, axis=0)
         z = z_u + jnp.sum(self.h * s, axis=0)
-        eps = jax.nn.sigmoid(e_u + self.W_eps[:, self.input_size :] @ x)
+        W_x = self.W_eps[:, self.input_size :]  # (D_i, D_j)
+        eps = elastance("asymmetric", e_u + jnp.sum(W_x.T * X, axis=0), None)
         return -jax.nn.sigmoid(f) * eps, self.e_leak * jnp.tanh(z) * eps
+
+    def field_and_diagonal(self, x, drive):
+        r"""The vector field and its diagonal $\partial f_i / \partial x_i$ in one
+        JVP (no $D \times D$ Jacobian)."""
+        return presynaptic_field_diagonal(_field(self._affine), x, drive)

@@ -16,20 +16,14 @@ import jax.numpy as jnp
 import jax.random as jr
 from jaxtyping import Array, Float, PRNGKeyArray
 
-from ._init import default_float, uniform
+from ._init import check_sizes, default_float, uniform
 from .base import AbstractAffineNeuron
-
-
-def _check_sizes(state_size, input_size) -> None:
-    for name, size in (("state_size", state_size), ("input_size", input_size)):
-        if not isinstance(size, int) or isinstance(size, bool) or size < 1:
-            raise ValueError(f"`{name}` must be a positive integer, got {size!r}.")
 
 
 def _gates(num_gates: int, state_size: int, input_size: int, dtype, key):
     """`num_gates` triples `(W, w, b)` of shapes `(D, P)`, `(D,)`, `(D,)`, drawn
     uniformly in $\\pm 1/\\sqrt{D}$ (the LrcSSM reference initialisation)."""
-    _check_sizes(state_size, input_size)
+    check_sizes(state_size, input_size)
     dtype = default_float(dtype)
     D, P = state_size, input_size
     r = 1 / math.sqrt(D)

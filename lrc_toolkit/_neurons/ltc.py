@@ -6,7 +6,13 @@ import jax.numpy as jnp
 import jax.random as jr
 from jaxtyping import Array, Float, PRNGKeyArray
 
-from ._init import default_float, inv_softplus, uniform
+from ._init import (
+    check_sizes,
+    default_float,
+    inv_softplus,
+    presynaptic_field_diagonal,
+    uniform,
+)
 from .base import AbstractAffineNeuron
 
 
@@ -68,6 +74,7 @@ class LTC(AbstractAffineNeuron):
         - `dtype`: the floating dtype of the parameters.
         - `key`: a `jax.random.key`.
         """
+        check_sizes(state_size, input_size)
         dtype = default_float(dtype)
         D, P = state_size, input_size
         keys = iter(jr.split(key, 12))
@@ -99,12 +106,30 @@ class LTC(AbstractAffineNeuron):
         return jnp.sum(act, axis=0), jnp.sum(act * self.sensory_erev, axis=0)
 
     def affine_form(self, x, drive):
+        return self._affine(jnp.broadcast_to(x[:, None], self.sigma.shape), drive)
+
+    def _affine(self, X, drive):
+        """`affine_form` with `X[j, i]` the presynaptic state $v_j$ of synapse
+        $j \to i$."""
         sens_den, sens_num = drive
-        act = jax.nn.softplus(self.w_raw) * jax.nn.sigmoid(
-            self.sigma * (x[:, None] - self.mu)
-        )
+        act = jax.nn.softplus(self.w_raw) * jax.nn.sigmoid(self.sigma * (X - self.mu))
         g_leak = jax.nn.softplus(self.g_leak_raw)
         cm = jax.nn.softplus(self.cm_raw)
         den = g_leak + jnp.sum(act, axis=0) + sens_den
         num = g_leak * self.v_leak + jnp.sum(act * self.erev, axis=0) + sens_num
         return -den / cm, num / cm
+
+    def field_and_diagonal(self, x, drive):
+        r"""The vector field and its diagonal $\partial f_i / \partial v_i$ in one
+        JVP (no $D \times D$ Jacobian)."""
+        return presynaptic_field_diagonal(_field(self._affine), x, drive)
+
+
+def _field(affine):
+    """`field(x_self, X, drive)` = $A(X) x + b(X)$ from an `affine(X, drive)`."""
+
+    def field(x, X, drive):
+        A, b = affine(X, drive)
+        return A * x + b
+
+    return field
