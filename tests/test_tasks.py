@@ -388,6 +388,17 @@ BAD = [
         ["--task", "regress", "--baseline", "naive"],
         "--baseline naive is a forecasting baseline",
     ),
+    (
+        lambda x: np.cumsum(x[:, :, :1], axis=1),
+        ["--task", "regress", "--baseline", "minirocket"],
+        "predicts one target per series; the targets here are per step",
+    ),
+    (
+        None,
+        ["--task", "forecast", "--horizon", "2", "--baseline", "naive"]
+        + ["--season", "9", "--window", "8"],
+        "--season 9: the seasonal naive forecast looks back one season",
+    ),
     (None, ["--task", "forecast", "--horizon", "20"], "horizon 20 is not shorter"),
     (None, ["--task", "forecast", "--horizon", "25"], "horizon 25 is not shorter"),
     (

@@ -563,11 +563,6 @@ def _baselines(args, task, splits, split_seed) -> dict:
     if args.baseline == "minirocket":
         fn = baselines.minirocket if task == "classification" else None
         fn = fn or baselines.minirocket_regressor
-        if task != "classification" and train.y.ndim == 3:
-            raise ValueError(
-                "--baseline minirocket predicts one target per series; the targets "
-                "here are per step."
-            )
         out["minirocket"] = fn(train, test, val=val, seed=split_seed)
     if args.baseline == "naive":
         out["naive"] = baselines.naive_forecast(test, val=val)
@@ -649,6 +644,17 @@ def run_train(args) -> int:
             key=jr.key(s),
         )
 
+    if args.baseline == "minirocket" and first.train.y.ndim == 3:
+        raise ValueError(
+            "--baseline minirocket predicts one target per series; the targets "
+            "here are per step."
+        )
+    if args.season and args.season > first.max_length:
+        raise ValueError(
+            f"--season {args.season}: the seasonal naive forecast looks back one "
+            f"season, but the windows have {first.max_length} steps; use --window "
+            f"{args.season} or more."
+        )
     check_model = model_for(first, args.seeds[0])
     for split_name, split in first.splits.items():
         check_split(check_model, split, split_name)
