@@ -93,3 +93,22 @@ def test_responsive_init_follows_its_input():
     ref = lt.LRC(16, 16, init="reference", key=jr.key(0))
     s = lt.solve(ref, jnp.zeros(16), u, solver=lt.Sequential()).states[100:]
     assert float(jnp.mean(jnp.std(s, axis=0))) < 0.05
+
+
+def test_fast_fraction_starts_the_first_neurons_at_high(getkey):
+    neuron = lt.LRC(10, 3, key=getkey())
+    scaled = lt.TimeScaled(
+        neuron, scale_range=(1e-3, 0.5), fast_fraction=0.3, key=getkey()
+    )
+    scale = scaled.scale
+    assert jnp.allclose(scale[:3], 0.5, rtol=1e-6)
+    assert jnp.all(scale[3:] < 0.5) and jnp.all(scale[3:] >= 1e-3 * (1 - 1e-6))
+    # the other neurons keep the draws they get without fast neurons
+    plain = lt.TimeScaled(neuron, scale_range=(1e-3, 0.5), key=jr.key(0))
+    again = lt.TimeScaled(
+        neuron, scale_range=(1e-3, 0.5), fast_fraction=0.3, key=jr.key(0)
+    )
+    assert jnp.allclose(plain.scale[3:], again.scale[3:])
+    for bad in (-0.1, 1.5):
+        with pytest.raises(ValueError, match="fast_fraction"):
+            lt.TimeScaled(neuron, fast_fraction=bad, key=getkey())

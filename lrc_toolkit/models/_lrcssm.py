@@ -162,8 +162,9 @@ class LrcSSM(SequenceForward, Streaming):
             `"reference"` is the paper's. Not allowed with a neuron factory
             (choose the initialisation inside it).
         - `time_scales`: `(low, high)`: every liquid layer learns a time scale per
-            state component, $dx_i/dt = \Delta_i f_i(x, u)$, initialised
-            log-uniformly over `[low, high]` (see
+            state component, $dx_i/dt = \Delta_i f_i(x, u)$: half of the neurons
+            start at `high` (the layer follows its input from the first step),
+            the others log-uniformly over `[low, high]` (see
             [`TimeScaled`][lrc_toolkit.TimeScaled], whose `max_scale` is
             `max(1, 2 high)`). Neuron $i$ then steps by $\Delta_i\,\Delta t$:
             memories from one sample to about $1/(\text{low}\,\Delta t)$ samples
