@@ -201,6 +201,7 @@ def test_custom_neuron_trains_inside_lrcssm(getkey):
             losses.append(float(loss))
     assert all(jnp.isfinite(jnp.array(losses)))
     assert losses[-1] < losses[0]
-    before, after = model.blocks[0].neuron, trained.blocks[0].neuron
+    # the user's neuron, inside the model's learned time scales
+    before, after = model.blocks[0].neuron.neuron, trained.blocks[0].neuron.neuron
     assert max_abs_diff(before.W, after.W) > 0
     assert max_abs_diff(before.log_tau, after.log_tau) > 0

@@ -247,7 +247,9 @@ def test_any_neuron(neuron, method, getkey):
 def test_factory_with_options(getkey):
     factory = functools.partial(lt.LRC, elastance="none", dtype=jnp.float64)
     model = _model(getkey(), neuron=factory, num_blocks=2)
-    assert all(b.neuron.elastance == "none" for b in model.blocks)
+    # the model's learned time scales wrap the factory's neuron
+    assert all(isinstance(b.neuron, lt.TimeScaled) for b in model.blocks)
+    assert all(b.neuron.neuron.elastance == "none" for b in model.blocks)
     assert model.config is None
 
 
