@@ -130,7 +130,9 @@ def test_sequential_matches_numpy(cls, options, dts, getkey):
     np.testing.assert_allclose(sol.states, reference, rtol=1e-12, atol=1e-12)
 
 
-@pytest.mark.parametrize("dts", ["scalar_1", "per_step"])
+@pytest.mark.parametrize(
+    "dts", ["scalar_1", pytest.param("per_step", marks=pytest.mark.slow)]
+)
 @pytest.mark.parametrize("options", OPTIONS[:4], ids=lambda o: str(sorted(o.items())))
 def test_diagonal_parallel_matches_sequential(options, dts, getkey):
     """Exact Newton on the diagonal cell: the parallel solve equals the `lax.scan`

@@ -71,6 +71,7 @@ def _frozen(n, x0, u):
     return states, 1 + A, b
 
 
+@pytest.mark.slow
 @SETTINGS
 @given(seeds, scales, st.floats(0.5, 0.99))
 def test_lemma_1_rho_contraction(seed, scale, rho):
@@ -123,6 +124,7 @@ def _adjoint_states(lam, b, x0, w):
     return [jax.grad(loss)(b, solver) for solver in solvers]
 
 
+@pytest.mark.slow
 @SETTINGS
 @given(seeds, scales, st.floats(0.5, 0.99))
 def test_theorem_1_gradient_bound(seed, scale, rho):
@@ -164,6 +166,7 @@ def test_true_jacobian_can_exceed_rho():
     assert worst > rho
 
 
+@pytest.mark.slow
 @SETTINGS
 @given(seeds, scales, st.integers(1, 12))
 def test_first_k_states_exact_after_k_newton_iterations(seed, scale, k):
