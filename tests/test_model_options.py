@@ -146,3 +146,40 @@ def test_pooled_regression_reports_mse_and_mae():
     assert last["val_mse"] >= 0 and last["val_mae"] >= 0
     # MAE^2 <= MSE (Jensen), equality only for constant errors
     assert last["val_mae"] ** 2 <= last["val_mse"] * (1 + 1e-5)
+
+
+def _tiny_npz(path):
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(30, 12, 2)).astype(np.float32)
+    np.savez(path, x=x, y=rng.integers(0, 2, 30))
+    return str(path)
+
+
+@pytest.mark.parametrize(
+    "flag, match",
+    [(["0.5", "0.1"], "0 < LOW <= HIGH"), (["abc"], "LOW HIGH"), (["1", "2", "3"], "")],
+)
+def test_cli_refuses_bad_time_scales_before_writing(flag, match, tmp_path):
+    from lrc_toolkit.cli import main
+
+    out = tmp_path / "out"
+    argv = ["train", "--data", _tiny_npz(tmp_path / "d.npz"), "--out", str(out)]
+    assert main([*argv, "--time-scales", *flag]) != 0
+    assert not out.exists()
+
+
+def test_cli_records_the_model_options(tmp_path):
+    from lrc_toolkit.cli import main
+
+    out = tmp_path / "out"
+    argv = ["train", "--data", _tiny_npz(tmp_path / "d.npz"), "--out", str(out)]
+    argv += ["--epochs", "1", "--hidden", "4", "--state", "4", "--blocks", "1"]
+    argv += ["--seeds", "1", "--no-progress"]
+    assert main([*argv, "--time-scales", "none", "--neuron-init", "reference"]) == 0
+    settings = json.loads((out / "results.json").read_text())["settings"]
+    assert settings["time_scales"] is None
+    assert settings["neuron_init"] == "reference"
+    # the default is the model's, read off its signature
+    assert main([*argv, "--out", str(tmp_path / "b")]) == 0
+    settings = json.loads((tmp_path / "b" / "results.json").read_text())["settings"]
+    assert settings["time_scales"] == [1e-3, 1.0] and settings["neuron_init"] is None

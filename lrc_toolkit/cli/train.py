@@ -198,6 +198,25 @@ def add_train_parser(subparsers) -> None:
         help="the liquid layers' step size for data without time stamps: smaller "
         "steps make the neurons integrate over more samples (default: %(default)s)",
     )
+    time_scales = _model_default("time_scales")
+    arch.add_argument(
+        "--time-scales",
+        nargs="+",
+        metavar="LOW HIGH | none",
+        help="learned time scales of the liquid layers: half of each layer's neurons "
+        "start at HIGH, the others log-uniform over [LOW, HIGH] (memories of about "
+        "1 to 1/(LOW dt) samples); 'none': every neuron steps by --dt, as in 0.2 "
+        "and the paper (default: "
+        + (" ".join(f"{v:g}" for v in time_scales) if time_scales else "none")
+        + ")",
+    )
+    arch.add_argument(
+        "--neuron-init",
+        metavar="NAME",
+        help="initialisation of a named neuron: for the LRC family 'responsive' "
+        "(default: the state follows its input from the first step) or "
+        "'reference' (the paper's); other neurons: their own options",
+    )
     arch.add_argument(
         "--activation",
         choices=("gelu", "relu"),
@@ -245,6 +264,32 @@ _BASELINE_NAMES = {
     "naive": "naive (last value)",
     "seasonal_naive": "seasonal naive",
 }
+
+
+def _model_default(name: str):
+    """The default of an `LrcSSM` argument (written once, in its signature)."""
+    import inspect
+
+    from ..models import LrcSSM
+
+    return inspect.signature(LrcSSM.__init__).parameters[name].default
+
+
+def time_scales_from_args(values):
+    """`--time-scales`: `None` (the model's default), 'none', or LOW HIGH."""
+    if values is None:
+        return _model_default("time_scales")
+    if len(values) == 1 and values[0].lower() == "none":
+        return None
+    try:
+        low, high = (float(v) for v in values)
+    except ValueError:
+        raise ValueError(
+            f"--time-scales takes LOW HIGH (two numbers) or 'none', got {values}."
+        ) from None
+    if not 0 < low <= high:
+        raise ValueError(f"--time-scales needs 0 < LOW <= HIGH, got {low:g} {high:g}.")
+    return (low, high)
 
 
 def argparse_formatter():
@@ -624,6 +669,8 @@ def run_train(args) -> int:
     if scale_targets:
         first, target_stats[args.seeds[0]] = standardise_targets(first)
 
+    time_scales = time_scales_from_args(args.time_scales)
+
     def model_for(ds, s):
         return LrcSSM(
             ds.input_size,
@@ -640,6 +687,8 @@ def run_train(args) -> int:
             norm_affine=not args.no_norm_affine,
             residual=args.residual,
             dt=args.dt,
+            neuron_init=args.neuron_init,
+            time_scales=time_scales,
             dtype=jnp.float32,
             key=jr.key(s),
         )
@@ -673,6 +722,8 @@ def run_train(args) -> int:
         "norm_affine": not args.no_norm_affine,
         "residual": args.residual,
         "readout": readout or "mean",
+        "neuron_init": args.neuron_init,
+        "time_scales": list(time_scales) if time_scales else None,
     }
     print(
         f"LrcSSM on {name} ({_describe(first, task, source)}"
@@ -688,7 +739,10 @@ def run_train(args) -> int:
         f"H={preset.hidden_size} D={preset.state_size} blocks={preset.num_blocks} "
         f"lr={preset.train.learning_rate} batch={preset.train.batch_size} "
         f"epochs<={preset.train.epochs} patience={preset.train.patience} "
-        f"dt={args.dt:g} solver={args.solver} neuron={neuron}",
+        f"dt={args.dt:g} solver={args.solver} neuron={neuron}"
+        + (f" init={args.neuron_init}" if args.neuron_init else "")
+        + " time_scales="
+        + ("-".join(f"{v:g}" for v in time_scales) if time_scales else "none"),
         file=sys.stderr,
     )
     if task == "classification":
