@@ -8,8 +8,12 @@ Variants (every other setting is `lrc-toolkit train`'s default preset: H = D = 3
 - `responsive`: the responsive LRC initialisation alone.
 - `timescales`: learned per-neuron time scales (`TimeScaled`, log-uniform over
   [1e-3, 1]) alone.
-- `new-unit`: both (the 0.3 defaults); `new-wide` with [1e-3, 0.9]; `-lr`: learning
-  rate 1e-2; `-last`: the last state's readout; `-wd`: weight decay 1e-2.
+- `new`: both (the 0.3 defaults: half of the neurons start at the fast end);
+  `new-wide` with [1e-3, 0.9]; `-lr`: learning rate 1e-2; `-last`: the last
+  state's readout; `-wd`: weight decay 1e-2.
+- rows named `log-uniform` (and `log-uniform-0.9`, `-lr`, `-last`) in the
+  results are from before the fast half (every time scale log-uniform over
+  [1e-3, 1]; `TimeScaled(fast_fraction=0)`), kept as the screen that led to it.
 
 Tasks: a two-frequency task (periods 25 and 43 samples, T = 300, 2 channels), the
 same with long periods (250 and 430 samples, T = 1 500), a memory task (recall a
@@ -17,7 +21,7 @@ class cue after a gap), and aeon's bundled BasicMotions, JapaneseVowels, ArrowHe
 GunPoint (and ACSF1 with `--tasks acsf1`).
 
     python benchmarks/learning/screen.py --tasks freq freq-long memory \
-        --variants old new-unit --seeds 0 1 2 --epochs 8 --out benchmarks/results/learning
+        --variants old new minirocket --seeds 0 1 2 --epochs 8 --out benchmarks/results/learning
 
 Each run appends one JSON line to OUT/runs.jsonl (a rerun skips what is there);
 `summary.py` makes the table.
@@ -109,11 +113,11 @@ VARIANTS = {
     "old": (_OLD, {}),
     "responsive": (_RESPONSIVE, {}),
     "timescales": (dict(_OLD, time_scales=(1e-3, 1.0)), {}),
-    "new-unit": (_NEW, {}),
+    "new": (_NEW, {}),
     "new-wide": (dict(_NEW, time_scales=(1e-3, 0.9)), {}),
-    "new-unit-lr": (_NEW, dict(learning_rate=1e-2)),
-    "new-unit-last": (dict(_NEW, readout="last"), {}),
-    "new-unit-wd": (_NEW, dict(weight_decay=1e-2)),
+    "new-lr": (_NEW, dict(learning_rate=1e-2)),
+    "new-last": (dict(_NEW, readout="last"), {}),
+    "new-wd": (_NEW, dict(weight_decay=1e-2)),
     "responsive-lr": (_RESPONSIVE, dict(learning_rate=1e-2)),
 }
 
