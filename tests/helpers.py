@@ -34,6 +34,64 @@ def python_loop(neuron, x0, inputs, dt=1.0):
     return jnp.stack(out)
 
 
+# ------------------------------------------- neurons, data and harnesses of the core
+
+
+DIAGONAL = {
+    "lrc": lambda D, P, dtype, key: lt.LRC(D, P, dtype=dtype, key=key),
+    "lrc_symmetric": lambda D, P, dtype, key: lt.LRC(
+        D, P, elastance="symmetric", dtype=dtype, key=key
+    ),
+    "lrc_input_elastance": lambda D, P, dtype, key: lt.LRC(
+        D, P, input_elastance=True, dtype=dtype, key=key
+    ),
+    "lrc_biophysical": lambda D, P, dtype, key: lt.LRC(
+        D, P, init="biophysical", dtype=dtype, key=key
+    ),
+    "stc": lambda D, P, dtype, key: lt.STC(D, P, dtype=dtype, key=key),
+}
+# Dense neurons with the discretisation each is stable with at dt = 1.
+DENSE = {
+    "dense_lrc": (
+        lambda D, P, dtype, key: lt.DenseLRC(D, P, dtype=dtype, key=key),
+        lt.Euler(),
+    ),
+    "ltc": (
+        lambda D, P, dtype, key: lt.LTC(D, P, dtype=dtype, key=key),
+        lt.SemiImplicitEuler(),
+    ),
+}
+# Parallel-vs-sequential agreement expected at each dtype.
+TOL = {jnp.float32: 1e-5, jnp.float64: 1e-9}
+
+
+def data(key, T, P, dtype):
+    """`(inputs (T, P), a small vector (P,))`, standard normal / 0.1 x normal."""
+    ku, kx = jr.split(key)
+    return jr.normal(ku, (T, P), dtype), 0.1 * jr.normal(kx, (P,), dtype)
+
+
+def weighted_loss(solver, neuron, x0, inputs, dt, **kwargs):
+    """A scalar loss that weighs every state differently (a plain sum would hide
+    transposed or shifted gradients): sum_i w_i sin(x_i), w from -1 to 1."""
+    states = lt.solve(neuron, x0, inputs, solver=solver, dt=dt, **kwargs).states
+    weights = jnp.linspace(-1.0, 1.0, states.size).reshape(states.shape)
+    return jnp.sum(weights * jnp.sin(states))
+
+
+def assert_gradients_close(expected, got, rtol=1e-6):
+    """Every leaf within `rtol` of the expected leaf's largest entry."""
+    for e, g in zip(jax.tree.leaves(expected), jax.tree.leaves(got), strict=True):
+        assert jnp.all(jnp.abs(e - g) <= rtol * jnp.max(jnp.abs(e)) + 1e-12)
+
+
+def convergence_order(final_state, reference, hs) -> float:
+    """The measured order of a method: the slope of log(max |error|) against
+    log(h), `final_state(h)` the method's state at the end time with step `h`."""
+    errors = [float(np.max(np.abs(np.asarray(final_state(h)) - reference))) for h in hs]
+    return float(np.polyfit(np.log(hs), np.log(errors), 1)[0])
+
+
 def scaled(neuron, factor):
     """Every parameter multiplied by `factor`; positive parameters stored through a
     softplus (fields ending in `_raw`) have their positive value multiplied."""

@@ -20,7 +20,7 @@ D, P, T = 3, 2, 12
 
 # name -> (constructor(key, dtype), method, dt). The LRC options not listed here
 # (biophysical init, input elastance) are checked parallel-vs-sequential in
-# test_core.py.
+# test_newton.py.
 BUILTINS = {
     "lrc": (lambda k, d: lt.LRC(D, P, dtype=d, key=k), None, 1.0),
     "lrc_symmetric": (

@@ -23,7 +23,7 @@ TOL = {jnp.float32: 1e-6, jnp.float64: 1e-10}
 
 def ltc_3x(dtype, key):
     """LTC at 3x its biophysical scale: explicit (and semi-implicit) Newton diverges
-    there (see test_core.py::test_parallel_matches_sequential_dense)."""
+    there (see test_newton.py::test_parallel_matches_sequential_dense)."""
     neuron = scaled(lt.LTC(16, 4, dtype=dtype, key=key), 3.0)
     inputs = jr.normal(jr.fold_in(key, 1), (T, 4), dtype)
     return neuron, jnp.zeros(16, dtype), inputs
@@ -42,7 +42,7 @@ PROBLEMS = {
         ltc_3x,
         marks=pytest.mark.xfail(
             strict=True,
-            reason="LTC at 3x scale (every parameter x3, as in test_core's fallback "
+            reason="LTC at 3x scale (every parameter x3, as in test_newton's fallback "
             "test) has step Jacobians with eigenvalues of real part up to ~7-24 "
             "(locally anti-damped, not only stiff): the sequential ImplicitEuler "
             "root find fails within the first ~12 steps (nonfinite_states) and "

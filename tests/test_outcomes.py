@@ -192,7 +192,7 @@ def test_compare_views_healthy_neuron(getkey):
     cmp = lt.compare_views(neuron, None, inputs, repeats=1)
     assert cmp.outcomes == {"sequential": "", "parallel": "", "ode": ""}
     # The reference-initialised LRC contracts: every factor in (0, 1) (see also
-    # test_core.py::test_transition_factors_in_unit_interval).
+    # test_neurons.py::test_transition_factors_in_unit_interval).
     assert 0 < cmp.max_factor < 1
     assert "check stability" not in cmp.summary()
     assert "failed" not in cmp.summary()
