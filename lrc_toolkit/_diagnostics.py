@@ -4,6 +4,7 @@ import jax.random as jr
 import numpy as np
 from jaxtyping import Array, ArrayLike, Inexact, PRNGKeyArray
 
+from ._blocks import block_size
 from ._discretise import AbstractDiscretisation, Euler
 from ._neurons.base import AbstractLiquidNeuron
 from ._solve._common import (
@@ -37,9 +38,10 @@ def check_jacobian_structure(
 
     Evaluates `vector_field` at `num_points` random states and inputs (normal, times
     `scale`) and checks that it returns an array of the state's shape and dtype;
-    for a neuron declared `jacobian_structure = "diagonal"` it also computes the full
-    Jacobian $\partial f / \partial x$ there and checks that every off-diagonal entry
-    vanishes.
+    for a neuron declared `jacobian_structure = "diagonal"` (or `"block"`) it also
+    computes the full Jacobian $\partial f / \partial x$ there and checks that every
+    entry off the diagonal (off the declared $k \times k$ blocks) vanishes, and for
+    a block neuron that its `block_size` divides `state_size`.
 
     **Arguments:**
 
@@ -47,21 +49,25 @@ def check_jacobian_structure(
     - `key`: a `jax.random.key` for the test points (default: key 0).
     - `num_points`: the number of random points.
     - `scale`: the standard deviation of the random states and inputs.
-    - `tol`: the largest tolerated off-diagonal magnitude (default: 100 machine
-        epsilons of the parameters' dtype, relative to the largest diagonal entry).
+    - `tol`: the largest tolerated off-diagonal (off-block) magnitude (default: 100
+        machine epsilons of the parameters' dtype, relative to the largest diagonal
+        (in-block) entry).
 
     **Raises:**
 
     `ValueError` naming the coupled neurons (e.g. "dx_3/dt depends on x_0") when a
-    neuron declared diagonal is not, or when `vector_field` returns the wrong shape
+    neuron declared diagonal (block-diagonal) is not, when a block neuron's
+    `block_size` does not divide its state, or when `vector_field` returns the wrong shape
     or dtype. Returns `None` when the check passes.
     """
     check_neuron(neuron)
-    if neuron.jacobian_structure not in ("diagonal", "dense"):
+    structure = neuron.jacobian_structure
+    if structure not in ("diagonal", "block", "dense"):
         raise ValueError(
-            f"{type(neuron).__name__}.jacobian_structure must be 'diagonal' or 'dense', "
-            f"got {neuron.jacobian_structure!r}."
+            f"{type(neuron).__name__}.jacobian_structure must be 'diagonal', 'block' "
+            f"or 'dense', got {structure!r}."
         )
+    k = block_size(neuron)  # checks a block neuron's `block_size`
     dtype = _param_dtype(neuron)
     # A neuron may declare a `state_dtype` other than its parameters' (complex for
     # `ComplexLRC`); its Jacobian is then the holomorphic derivative.
@@ -80,22 +86,37 @@ def check_jacobian_structure(
             "dx/dt with the shape and dtype of x: check matrix orientations (W @ u for W "
             "of shape (D, P)) and that no float64 constants are mixed in."
         )
-    if neuron.jacobian_structure == "dense":
+    if structure == "dense":
         return None
     jac = jax.vmap(jax.jacfwd(neuron.vector_field, holomorphic=holomorphic))(xs, us)
-    off = jnp.where(jnp.eye(D, dtype=bool), 0, jnp.abs(jac))
-    diag_scale = jnp.maximum(jnp.max(jnp.abs(jnp.diagonal(jac, axis1=1, axis2=2))), 1.0)
-    tol = 100 * jnp.finfo(dtype).eps * diag_scale if tol is None else tol
+    index = jnp.arange(D)
+    allowed = index[:, None] // k == index[None, :] // k  # the declared blocks
+    off = jnp.where(allowed, 0, jnp.abs(jac))
+    in_scale = jnp.maximum(jnp.max(jnp.where(allowed, jnp.abs(jac), 0)), 1.0)
+    tol = 100 * jnp.finfo(dtype).eps * in_scale if tol is None else tol
     coupled = np.argwhere(np.asarray(jnp.max(off, axis=0)) > tol)
     if coupled.size:
-        pairs = ", ".join(f"dx_{i}/dt depends on x_{j}" for i, j in coupled[:10])
         more = f" and {len(coupled) - 10} more" if len(coupled) > 10 else ""
+        largest = f"{float(jnp.max(off)):.3g}"
+        if structure == "diagonal":
+            pairs = ", ".join(f"dx_{i}/dt depends on x_{j}" for i, j in coupled[:10])
+            raise ValueError(
+                f"{type(neuron).__name__} declares jacobian_structure='diagonal' but "
+                f"its vector field couples neurons: {pairs}{more} (largest "
+                f"off-diagonal |df_i/dx_j| = {largest}). Each neuron may see the state "
+                "only through its own component (and all inputs); otherwise declare "
+                "jacobian_structure='dense' and solve with method='dense' or 'quasi'."
+            )
+        pairs = ", ".join(
+            f"dx_{i}/dt (neuron {i // k}) depends on x_{j} (neuron {j // k})"
+            for i, j in coupled[:10]
+        )
         raise ValueError(
-            f"{type(neuron).__name__} declares jacobian_structure='diagonal' but its "
-            f"vector field couples neurons: {pairs}{more} (largest off-diagonal "
-            f"|df_i/dx_j| = {float(jnp.max(off)):.3g}). Each neuron may see the state only "
-            "through its own component (and all inputs); otherwise declare "
-            "jacobian_structure='dense' and solve with method='dense' or 'quasi'."
+            f"{type(neuron).__name__} declares jacobian_structure='block' with "
+            f"block_size={k} (neuron n's variables at x[n*{k}:(n+1)*{k}]) but its "
+            f"vector field couples variables of different neurons: {pairs}{more} "
+            f"(largest off-block |df_i/dx_j| = {largest}). Couple neurons only "
+            "through their inputs, or declare jacobian_structure='dense'."
         )
     return None
 

@@ -8,6 +8,7 @@ import jax.numpy as jnp
 import lineax as lx
 from jaxtyping import Array, Bool, Inexact, PyTree, Real
 
+from ._blocks import as_blocks, block_jacobian, block_size
 from ._neurons.base import AbstractAffineNeuron, AbstractLiquidNeuron
 
 
@@ -88,6 +89,12 @@ class AbstractDiscretisation(eqx.Module):
             if factor.ndim == 2:
                 field = jax.vmap(field)
             _, F = jax.jvp(lambda p: field(p, drive), (x,), (jnp.ones_like(x),))
+        elif neuron.jacobian_structure == "block":
+            # The diagonals of the k x k blocks, from k JVPs.
+            if factor.ndim == 2:
+                field = jax.vmap(field)
+            _, F = block_jacobian(lambda p: field(p, drive), x, block_size(neuron))
+            F = jnp.diagonal(F, axis1=-2, axis2=-1).reshape(x.shape)
         else:
             # A dense neuron: the diagonal of the Jacobian (a JVP along ones would
             # give its row sums).
@@ -204,7 +211,8 @@ class ImplicitEuler(AbstractDiscretisation):
     ($\partial f/\partial x \le 0$). Works for any neuron, diagonal or dense.
 
     - Sequentially, each step is a root find: Newton's method (elementwise for a
-      diagonal neuron, a Lineax solve for a dense one), started from the
+      diagonal neuron, $k \times k$ solves for a block one, a Lineax solve for a
+      dense one), started from the
       semi-implicit step where the neuron has an affine form, else from $x_{t-1}$.
     - In parallel, [`ParallelNewton`][lrc_toolkit.ParallelNewton] runs Newton on the
       residuals of the whole trajectory at once. Linearised at the iterate
@@ -212,7 +220,9 @@ class ImplicitEuler(AbstractDiscretisation):
       give the linear recurrence
       $(I - \Delta t F_t)\, x_t = x_{t-1} + \Delta t\,(f(x^{(k)}_t) - F_t x^{(k)}_t)$,
       i.e. $x_t = M_t x_{t-1} + M_t c_t$ with $M_t = (I - \Delta t F_t)^{-1}$:
-      elementwise for a diagonal neuron, a batched Lineax solve for a dense one.
+      elementwise for a diagonal neuron, small batched $k \times k$ solves for a
+      block neuron (whose $M_t$ is block-diagonal too), a batched Lineax solve for
+      a dense one.
     - Gradients use the fixed-point adjoint with the implicit step Jacobian
       $\partial x_t / \partial x_{t-1} = M_t$.
 
@@ -297,6 +307,13 @@ class ImplicitEuler(AbstractDiscretisation):
         if neuron.jacobian_structure == "diagonal":
             _, F = jax.jvp(field, (guess,), (jnp.ones_like(guess),))
             return guess - r / (1 - dt * jax.lax.stop_gradient(F))
+        if neuron.jacobian_structure == "block":
+            # k x k blocks from k JVPs and one small batched solve per neuron.
+            k = block_size(neuron)
+            _, F = block_jacobian(field, guess, k)
+            M = jnp.eye(k, dtype=x.dtype) - dt * jax.lax.stop_gradient(F)
+            step = jnp.linalg.solve(M, as_blocks(r, k)[..., None])[..., 0]
+            return guess - step.reshape(r.shape)
         F = jax.jacfwd(field, holomorphic=jnp.iscomplexobj(guess))(guess)
         F = jax.lax.stop_gradient(F)
         operator = lx.MatrixLinearOperator(jnp.eye(x.shape[0], dtype=x.dtype) - dt * F)

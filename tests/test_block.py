@@ -149,3 +149,191 @@ def test_failed_solve_without_fallback_has_nan_gradients(getkey):
     (_, sol), grads = eqx.filter_value_and_grad(loss, has_aux=True)(neuron)
     assert not sol.converged
     assert bool(jnp.any(jnp.isnan(grads.w_in)))
+
+
+# ------------------------------------------------ the default damping (issue 19)
+
+
+def test_default_newton_converges_on_fitzhugh_nagumo(getkey):
+    """Dense FitzHugh–Nagumo at Δt = 0.1: exact Newton overflows (to 1e22 after
+    one iteration); the default `ParallelNewton()` restarts damped, polishes with
+    exact Newton and equals the sequential solve."""
+    neuron, x0 = dense_fhn(getkey()), jnp.full(8, 0.1)
+    inputs = jr.normal(getkey(), (200, 2))
+    seq = lt.solve(neuron, x0, inputs, solver=lt.Sequential(), dt=0.1).states
+    exact = lt.solve(
+        neuron,
+        x0,
+        inputs,
+        solver=lt.ParallelNewton(damping=jnp.inf),
+        dt=0.1,
+        throw=False,
+    )
+    assert exact.result == lt.RESULTS.nonfinite_states
+    sol = lt.solve(neuron, x0, inputs, solver=lt.ParallelNewton(), dt=0.1)
+    assert sol.converged and float(sol.stats["damping"]) == 1.0
+    assert max_abs_diff(sol.states, seq) <= 1e-10
+
+
+def test_default_newton_is_exact_newton_where_it_stays_finite(getkey):
+    """A contracting neuron: the automatic damping never fires, the iterations and
+    states are those of exact Newton (up to rounding)."""
+    neuron = lt.LRC(6, 3, key=getkey())
+    inputs = jr.normal(getkey(), (300, 3))
+    x0 = jnp.zeros(6)
+    auto = lt.solve(neuron, x0, inputs, solver=lt.ParallelNewton())
+    exact = lt.solve(neuron, x0, inputs, solver=lt.ParallelNewton(damping=jnp.inf))
+    assert float(auto.stats["damping"]) == jnp.inf
+    assert int(auto.iterations) == int(exact.iterations)
+    assert max_abs_diff(auto.states, exact.states) <= 1e-15  # (compiled apart)
+
+
+# ------------------------------------------------------------- block neurons
+
+
+class BlockFHN(lt.AbstractLiquidNeuron):
+    """`DenseFHN` declared as what it is: blocks of 2 (v_i, w_i). `leak` couples
+    each v_i to the next neuron's v when non-zero (a mis-declared block)."""
+
+    state_size: int
+    input_size: int
+    w_in: Array
+    i_ext: Array
+    leak: float = 0.0
+    jacobian_structure: ClassVar[str] = "block"
+    block_size: ClassVar[int] = 2
+
+    def vector_field(self, x, u):
+        v, w = x[0::2], x[1::2]
+        current = self.i_ext + self.w_in @ u
+        dv = v - v**3 / 3 - w + current + self.leak * jnp.roll(v, 1)
+        dw = 0.08 * (v + 0.7 - 0.8 * w)
+        return jnp.stack([dv, dw], axis=-1).reshape(-1)
+
+
+def block_fhn(key, N=4, P=2, leak=0.0):
+    dense = dense_fhn(key, N, P)
+    return BlockFHN(dense.state_size, P, dense.w_in, dense.i_ext, leak)
+
+
+def test_block_recurrence_matches_dense(getkey):
+    """`linear_recurrence` with (T, N, k, k) blocks equals it with the same
+    matrices as block-diagonal (T, D, D) ones, both scans, forwards and back."""
+    T, N, k = 50, 3, 3
+    blocks = 0.5 * jr.normal(getkey(), (T, N, k, k))
+    b = jr.normal(getkey(), (T, N * k))
+    dense = jax.vmap(jax.scipy.linalg.block_diag)(*jnp.moveaxis(blocks, 1, 0))
+    for scan in ("associative", "sequential"):
+        for reverse in (False, True):
+            got = lt.linear_recurrence(blocks, b, scan=scan, reverse=reverse)
+            want = lt.linear_recurrence(dense, b, scan=scan, reverse=reverse)
+            assert max_abs_diff(got, want) < 1e-10
+
+
+def test_block_newton_matches_sequential(getkey):
+    """Block Newton (the default for a block neuron) at Δt = 0.1, where it needs
+    the automatic damping, with both recurrences and with `ImplicitEuler`."""
+    neuron, x0 = block_fhn(getkey()), jnp.full(8, 0.1)
+    inputs = jr.normal(getkey(), (200, 2))
+    assert lt.ParallelNewton().resolved_method(neuron) == "block"
+    for disc in (lt.Euler(), lt.ImplicitEuler()):
+        seq = lt.solve(
+            neuron, x0, inputs, solver=lt.Sequential(), dt=0.1, discretisation=disc
+        ).states
+        for recurrence in (lt.SequentialScan(), lt.AssociativeScan()):
+            solver = lt.ParallelNewton(recurrence=recurrence)
+            par = lt.solve(
+                neuron, x0, inputs, solver=solver, dt=0.1, discretisation=disc
+            )
+            assert max_abs_diff(par.states, seq) <= 1e-10
+    dense = lt.solve(
+        dense_fhn(jr.key(0)), x0, inputs, solver=lt.Sequential(), dt=0.1
+    ).states
+    same = lt.solve(
+        block_fhn(jr.key(0)), x0, inputs, solver=lt.ParallelNewton(), dt=0.1
+    ).states
+    assert max_abs_diff(dense, same) <= 1e-10
+    # float32
+    n32 = jax.tree.map(
+        lambda a: a.astype(jnp.float32) if eqx.is_array(a) else a, neuron
+    )
+    x32, u32 = x0.astype(jnp.float32), inputs.astype(jnp.float32)
+    seq32 = lt.solve(n32, x32, u32, solver=lt.Sequential(), dt=0.1).states
+    par32 = lt.solve(n32, x32, u32, solver=lt.ParallelNewton(), dt=0.1).states
+    assert max_abs_diff(par32, seq32) <= 1e-5
+
+
+def test_block_gradients_match_autodiff_through_scan(getkey):
+    """The fixed-point adjoint with transposed blocks, for every input of the
+    solve, against autodiff through a plain `lax.scan` (Δt small enough that
+    exact Newton needs no damping, and at Δt = 0.1 where it does)."""
+    neuron, x0 = block_fhn(getkey()), jnp.full(8, 0.1)
+    inputs = jr.normal(getkey(), (60, 2))
+    for dt in (0.02, 0.1):
+
+        def loss(n, x0, u):
+            sol = lt.solve(n, x0, u, solver=lt.ParallelNewton(), dt=dt)
+            return _loss(sol.states, u)
+
+        def reference(n, x0, u):
+            return _loss(scan_states(n, x0, u, dt), u)
+
+        got = eqx.filter_grad(loss)(neuron, x0, inputs)
+        want = eqx.filter_grad(reference)(neuron, x0, inputs)
+        assert max_abs_diff(got, want) < 1e-10
+        g = jax.grad(lambda a, b: loss(neuron, a, b), argnums=(0, 1))(x0, inputs)
+        w = jax.grad(lambda a, b: reference(neuron, a, b), argnums=(0, 1))(x0, inputs)
+        assert max_abs_diff(g, w) < 1e-10
+
+
+def test_misdeclared_block_is_named(getkey):
+    """A neuron declared block-diagonal whose v_i sees the previous neuron's v:
+    `check_jacobian_structure` names the variables and neurons, and the block
+    Newton solve raises on the forward pass and in the gradient."""
+    neuron, x0 = block_fhn(getkey(), leak=0.3), jnp.full(8, 0.1)
+    with pytest.raises(
+        ValueError,
+        match=r"dx_2/dt \(neuron 1\) depends on x_0 "
+        r"\(neuron 0\)",
+    ):
+        lt.check_jacobian_structure(neuron)
+    inputs = jr.normal(getkey(), (40, 2))
+    with pytest.raises(Exception, match="couples variables of different blocks"):
+        lt.solve(neuron, x0, inputs, solver=lt.ParallelNewton(), dt=0.02)
+    with pytest.raises(Exception, match="couples variables of different blocks"):
+        jax.grad(
+            lambda u: jnp.sum(
+                lt.solve(neuron, x0, u, solver=lt.Sequential(), dt=0.02).states
+            )
+        )(inputs)
+    lt.check_jacobian_structure(block_fhn(getkey()))  # the honest one passes
+
+
+class _BadBlock(lt.AbstractLiquidNeuron):
+    state_size: int = 6
+    input_size: int = 1
+    jacobian_structure: ClassVar[str] = "block"
+
+    def vector_field(self, x, u):
+        return -x
+
+
+@pytest.mark.parametrize(
+    "block_size, match",
+    [
+        (None, "positive integer class attribute `block_size`"),
+        (0, "got 0"),
+        (True, "got True"),
+        (4, "not a multiple of its block_size=4"),
+    ],
+)
+def test_block_size_validated(block_size, match):
+    cls = type(
+        "Bad", (_BadBlock,), {} if block_size is None else {"block_size": block_size}
+    )
+    neuron = cls()
+    inputs, x0 = jnp.zeros((5, 1)), jnp.zeros(6)
+    with pytest.raises(ValueError, match=match):
+        lt.solve(neuron, x0, inputs, solver=lt.ParallelNewton())
+    with pytest.raises(ValueError, match=match):
+        lt.check_jacobian_structure(neuron)

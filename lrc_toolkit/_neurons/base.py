@@ -5,7 +5,7 @@ import equinox as eqx
 from jaxtyping import Array, ArrayLike, Inexact, PyTree
 
 
-JacobianStructure = Literal["diagonal", "dense"]
+JacobianStructure = Literal["diagonal", "block", "dense"]
 
 
 class AbstractLiquidNeuron(eqx.Module):
@@ -33,9 +33,15 @@ class AbstractLiquidNeuron(eqx.Module):
     - `input_size`: the number of input channels $P$.
     - `jacobian_structure`: `"diagonal"` when $\partial f_i / \partial x_j = 0$ for
         $i \neq j$ (each neuron sees the state only through its own component, and
-        the input freely), else `"dense"`. A diagonal neuron is solved in parallel by
-        exact Newton at $O(TD)$ cost. [`check_jacobian_structure`][lrc_toolkit.check_jacobian_structure]
+        the input freely); `"block"` for a population of neurons with `block_size`
+        $= k$ coupled variables each, coupled to other neurons only through the
+        input (neuron $i$'s variables at `x[i*k:(i+1)*k]`, so $\partial f/\partial x$
+        is block-diagonal with $k \times k$ blocks); else `"dense"`. A diagonal
+        neuron is solved in parallel by exact Newton at $O(TD)$ cost, a block one
+        at $O(TDk^2)$. [`check_jacobian_structure`][lrc_toolkit.check_jacobian_structure]
         verifies the declaration numerically.
+    - `block_size` (class attribute of a `"block"` neuron only): $k$, which must
+        divide `state_size`.
 
     **Optional hoisting of input-only terms:** a neuron may override
     [`drive`][lrc_toolkit.AbstractLiquidNeuron.drive] (everything that depends on

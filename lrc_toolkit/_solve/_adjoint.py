@@ -2,8 +2,13 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 
+from .._blocks import transpose
 from ._common import drives, shifted
-from ._linearise import check_diagonal, linearise
+from ._linearise import check_blocks, check_diagonal, linearise
+
+
+# The exact linearisation of each declared Jacobian structure.
+_EXACT = {"diagonal": "newton", "block": "block", "dense": "dense"}
 
 
 # Gradients at the fixed point, shared by every solver whose states solve the
@@ -12,8 +17,9 @@ from ._linearise import check_diagonal, linearise
 #     λ_t = ḡ_t + J_{t+1}ᵀ λ_{t+1},   λ_T = ḡ_T,   J_{t+1} = ∂Φ/∂x(x_t, u_{t+1}),
 # one reverse linear recurrence; the cotangents of θ, u_t, Δt_t and x_0 are then
 # Σ_t (∂Φ/∂·)ᵀ λ_t: one vmapped VJP of Φ. For an implicit step Φ is defined by its
-# residual and J_t = (I − Δt F_t)^{-1} (the discretisation's `newton_step` around the
-# converged state has exactly these derivatives). Nothing of the forward pass is
+# residual and J_t = (I − Δt F_t)^{-1} (the discretisation's `newton_step` around
+# the converged state has exactly these derivatives). For a block-diagonal neuron
+# J_tᵀ is its transposed k × k blocks. Nothing of the forward pass is
 # stored: memory O(TD).
 @eqx.filter_custom_vjp
 def fixed_point_solve(vjp_arg, forward, discretisation, recurrence):
@@ -44,12 +50,13 @@ def _bwd(states, grad_obj, perturbed, vjp_arg, forward, discretisation, recurren
     states = jnp.where(unused, jax.lax.stop_gradient(x0)[None], states)
     prev = shifted(x0, states)
     d = drives(neuron, inputs)
-    exact = "newton" if neuron.jacobian_structure == "diagonal" else "dense"
+    exact = _EXACT[neuron.jacobian_structure]
     _, jac = linearise(neuron, discretisation, prev, states, d, dt, exact)
     if exact == "newton":
         jac = check_diagonal(neuron, discretisation, prev, states, d, dt, jac)
-    else:
-        jac = jnp.swapaxes(jac, -1, -2)
+    elif exact == "block":
+        jac = check_blocks(neuron, discretisation, prev, states, d, dt, jac)
+    jac = transpose(jac, states)
     # No conjugation for complex states: JAX cotangents are transposes of the
     # (holomorphic) JVP, as `jax.vjp` computes them.
     next_jac = jnp.concatenate([jac[1:], jnp.zeros_like(jac[:1])], axis=0)

@@ -2,20 +2,31 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 
+from .._blocks import block_jacobian, block_matvec, block_size
+
 
 def linearise(neuron, discretisation, prev, guess, d, dt, method):
     """The step map at every step and its Jacobian with respect to the previous
-    state (diagonal `(T, D)` or dense `(T, D, D)`), linearised around `guess` for an
-    implicit step.
+    state (diagonal `(T, D)`, block `(T, N, k, k)` or dense `(T, D, D)`), linearised
+    around `guess` for an implicit step.
 
     For a diagonal map one JVP with a vector of ones gives both the values and the
-    diagonal $\\partial\\Phi_i/\\partial x_i$ in one fused pass; no $D \\times D$ array
-    is formed.
+    diagonal $\\partial\\Phi_i/\\partial x_i$ in one fused pass; for a block-diagonal
+    map ($k \\times k$ blocks) $k$ JVPs give the blocks. No $D \\times D$ array is
+    formed in either case. `method="quasi"` on a block neuron takes the diagonal of
+    its blocks.
     """
     phi = lambda p, g, dd, h: discretisation.newton_step(neuron, p, g, dd, h)
     phi_all = lambda p: jax.vmap(phi)(p, guess, d, dt)
     if method == "newton":
         return jax.jvp(phi_all, (prev,), (jnp.ones_like(prev),))
+    if method == "block" or (
+        method == "quasi" and neuron.jacobian_structure == "block"
+    ):
+        values, blocks = block_jacobian(phi_all, prev, block_size(neuron))
+        if method == "quasi":
+            return values, jnp.diagonal(blocks, axis1=-2, axis2=-1).reshape(prev.shape)
+        return values, blocks
     values = phi_all(prev)
     jac = jax.vmap(jax.jacfwd(phi, holomorphic=jnp.iscomplexobj(prev)))(
         prev, guess, d, dt
@@ -32,16 +43,11 @@ def check_diagonal(neuron, discretisation, prev, guess, d, dt, diag):
     $v \\odot$ `diag` by $\\sum_{j \\neq i} J_{ij} (v_j - v_i)$, which vanishes (up to
     rounding) exactly when $J$ is diagonal. One extra JVP of $\\Phi$ on at most 256
     evenly spaced steps (the structure does not change along the sequence)."""
-    # A fixed pseudo-random probe in [0.5, 1.5) from a multiplicative hash of the
-    # index: as good as `jax.random` here, and on a CPU ~20x cheaper.
     every = slice(None, None, max(1, prev.shape[0] // 256))
     prev_s, guess_s, d_s, dt_s, diag_s = jax.tree.map(
         lambda a: a[every], (prev, guess, d, dt, diag)
     )
-    real = jnp.finfo(prev.dtype).dtype
-    index = jax.lax.iota(jnp.uint32, prev_s.size).reshape(prev_s.shape)
-    v = (index * jnp.uint32(2654435761)).astype(real) * jnp.asarray(2.0**-32, real)
-    v = (0.5 + v).astype(prev.dtype)
+    v = _probe(prev_s)
     phi = lambda p, g, dd, h: discretisation.newton_step(neuron, p, g, dd, h)
     _, probe = jax.jvp(lambda p: jax.vmap(phi)(p, guess_s, d_s, dt_s), (prev_s,), (v,))
     err = jnp.max(jnp.abs(probe - v * diag_s), initial=0)
@@ -57,3 +63,45 @@ def check_diagonal(neuron, discretisation, prev, guess, d, dt, diag):
         "declare jacobian_structure='dense' (and use "
         "`ParallelNewton(method='dense')` or `method='quasi'`).",
     )
+
+
+def check_blocks(neuron, discretisation, prev, guess, d, dt, blocks=None, *, tie=None):
+    """As `check_diagonal`, for a neuron declared block-diagonal: a JVP of $\\Phi$
+    along a fixed vector $v$ with distinct entries must equal the blocks applied
+    to $v$, which holds (up to rounding) exactly when no entry outside the blocks
+    is non-zero. One extra JVP on at most 256 evenly spaced steps (and, when
+    `blocks` is not given, the $k$ JVPs of the blocks there). Returns `tie`
+    (default `blocks`) with the check attached."""
+    every = slice(None, None, max(1, prev.shape[0] // 256))
+    prev_s, guess_s, d_s, dt_s = jax.tree.map(lambda a: a[every], (prev, guess, d, dt))
+    phi = lambda p, g, dd, h: discretisation.newton_step(neuron, p, g, dd, h)
+    phi_s = lambda p: jax.vmap(phi)(p, guess_s, d_s, dt_s)
+    if blocks is None:
+        blocks_s = block_jacobian(phi_s, prev_s, block_size(neuron))[1]
+    else:
+        blocks_s = blocks[every]
+    v = _probe(prev_s)
+    _, probe = jax.jvp(phi_s, (prev_s,), (v,))
+    err = jnp.max(jnp.abs(probe - block_matvec(blocks_s, v)), initial=0)
+    scale = jnp.max(jnp.abs(blocks_s), initial=0) + 1
+    tol = jnp.sqrt(jnp.finfo(prev.dtype).eps) * scale
+    k = blocks_s.shape[-1]
+    return eqx.error_if(
+        blocks if tie is None else tie,
+        err > tol,
+        f"{type(neuron).__name__} declares jacobian_structure='block' with "
+        f"block_size={k}, but its step Jacobian couples variables of different "
+        f"blocks (neuron i's variables are [i*{k}:(i+1)*{k}]), so Newton's steps and "
+        "the fixed-point gradients would be wrong. Find the coupled variables with "
+        "`lrc_toolkit.check_jacobian_structure`, then either couple neurons only "
+        "through their inputs or declare jacobian_structure='dense'.",
+    )
+
+
+def _probe(x):
+    # A fixed pseudo-random probe in [0.5, 1.5) from a multiplicative hash of the
+    # index: as good as `jax.random` here, and on a CPU ~20x cheaper.
+    real = jnp.finfo(x.dtype).dtype
+    index = jax.lax.iota(jnp.uint32, x.size).reshape(x.shape)
+    v = (index * jnp.uint32(2654435761)).astype(real) * jnp.asarray(2.0**-32, real)
+    return (0.5 + v).astype(x.dtype)

@@ -7,6 +7,8 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, Inexact
 
+from .._blocks import block_matmul, block_matvec
+
 
 _SCANS = ("auto", "associative", "sequential")
 
@@ -23,6 +25,12 @@ def _combine_dense(left, right):
     return a2 @ a1, jnp.einsum("...ij,...j->...i", a2, b1) + b2
 
 
+def _combine_block(left, right):
+    a1, b1 = left
+    a2, b2 = right
+    return block_matmul(a2, a1), block_matvec(a2, b1) + b2
+
+
 def default_scan() -> Literal["associative", "sequential"]:
     """The linear-recurrence algorithm `scan="auto"` picks on the default backend.
 
@@ -36,11 +44,16 @@ def default_scan() -> Literal["associative", "sequential"]:
 
 
 def _sequential(a, b, reverse):
-    dense = a.ndim == b.ndim + 1
+    extra = a.ndim - b.ndim
 
     def step(x, ab):
         a_t, b_t = ab
-        x = (a_t @ x if dense else a_t * x) + b_t
+        if extra == 0:
+            x = a_t * x + b_t
+        elif extra == 1:
+            x = a_t @ x + b_t
+        else:
+            x = block_matvec(a_t, x) + b_t
         return x, x
 
     _, x = jax.lax.scan(step, jnp.zeros_like(b[0]), (a, b), reverse=reverse)
@@ -48,7 +61,9 @@ def _sequential(a, b, reverse):
 
 
 def linear_recurrence(
-    a: Inexact[ArrayLike, "T D"] | Inexact[ArrayLike, "T D D"],
+    a: Inexact[ArrayLike, "T D"]
+    | Inexact[ArrayLike, "T D D"]
+    | Inexact[ArrayLike, "T N K K"],
     b: Inexact[ArrayLike, "T D"],
     *,
     reverse: bool = False,
@@ -56,8 +71,10 @@ def linear_recurrence(
 ) -> Inexact[Array, "T D"]:
     r"""Solve $x_t = a_t x_{t-1} + b_t$, $x_0 = 0$, for all $t$ at once.
 
-    `a` is diagonal (shape `(T, D)`, elementwise product) or dense (shape
-    `(T, D, D)`, matrix product). With `reverse=True` the recurrence runs backwards,
+    `a` is diagonal (shape `(T, D)`, elementwise product), dense (shape
+    `(T, D, D)`, matrix product) or block-diagonal (shape `(T, N, k, k)` with
+    $D = N k$: block $n$ acts on entries `[n*k:(n+1)*k]`, the layout of
+    `jacobian_structure = "block"` neurons). With `reverse=True` the recurrence runs backwards,
     $x_t = a_t x_{t+1} + b_t$ (used by the adjoint).
 
     **Arguments:**
@@ -82,6 +99,8 @@ def linear_recurrence(
         combine = _combine_diagonal
     elif a.ndim == b.ndim + 1:
         combine = _combine_dense
+    elif a.ndim == b.ndim + 2 and a.shape[-3] * a.shape[-1] == b.shape[-1]:
+        combine = _combine_block
     else:
         raise ValueError(f"Incompatible shapes a: {a.shape}, b: {b.shape}.")
     if scan not in _SCANS:
@@ -102,7 +121,7 @@ class AbstractRecurrence(eqx.Module):
     @abc.abstractmethod
     def __call__(
         self,
-        a: Inexact[Array, "T D"] | Inexact[Array, "T D D"],
+        a: Inexact[Array, "T D"] | Inexact[Array, "T D D"] | Inexact[Array, "T N K K"],
         b: Inexact[Array, "T D"],
         reverse: bool = False,
     ) -> Inexact[Array, "T D"]:

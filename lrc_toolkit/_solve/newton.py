@@ -1,17 +1,16 @@
+import math
 from typing import Literal
 
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+from jaxtyping import Array
 
+from .. import _blocks
 from .._solution import RESULTS, Solution
 from ._adjoint import fixed_point_solve
-from ._common import (
-    drives,
-    outcome,
-    overflow_bound,
-)
-from ._linearise import linearise
+from ._common import drives, outcome, overflow_bound, shifted
+from ._linearise import check_blocks, linearise
 from .base import AbstractLiquidSolver
 from .linear_scan import AbstractRecurrence, default_recurrence, SequentialScan
 
@@ -26,22 +25,30 @@ def default_tolerances(dtype) -> tuple[float, float]:
     return 1e-5, 1e-5
 
 
-def _clip_jacobian(jac, radius):
+def _clip_jacobian(jac, radius, state):
     """Damped Newton: shrink each step's Jacobian to norm at most `radius`
-    (entrywise for a diagonal one, the row-sum norm for a dense one). The products
-    in the scan then stay below `radius`^L over any L steps, so the linear step can
-    no longer overflow on a locally expanding recurrence, and after k iterations the
-    first k states are still exact (that holds for any Jacobian approximation).
-    Contracting steps (norm < `radius`) are left unchanged."""
-    if jac.ndim == 2:
+    (entrywise for a diagonal one, the row-sum norm for a dense one, blockwise
+    row sums for a block one). The products in the scan then stay below
+    `radius`^L over any L steps, so the linear step can no longer overflow on a
+    locally expanding recurrence, and after k iterations the first k states are
+    still exact (that holds for any Jacobian approximation). Contracting steps
+    (norm < `radius`) are left unchanged."""
+    layout = _blocks.kind(jac, state)
+    if layout == "diagonal":
         norm = jnp.abs(jac)
-    else:
-        norm = jnp.max(jnp.sum(jnp.abs(jac), axis=-1), axis=-1)[:, None, None]
-    return jac * jnp.minimum(1, radius / jnp.maximum(norm, jnp.finfo(norm.dtype).tiny))
+    else:  # dense (..., D, D) or blocks (..., N, k, k): one norm per matrix
+        norm = jnp.max(jnp.sum(jnp.abs(jac), axis=-1), axis=-1)[..., None, None]
+    tiny = jnp.finfo(norm.dtype).tiny
+    return jac * jnp.minimum(1, radius / jnp.maximum(norm, tiny)).astype(jac.dtype)
 
 
-def _diagonal_of(jac, prev):
-    return jac if jac.ndim == prev.ndim else jnp.diagonal(jac, axis1=-2, axis2=-1)
+# The automatic damping: exact Newton first; when an iteration diverges (states
+# non-finite or overflowing) it restarts from the initial guess with every step's
+# Jacobian clipped to norm 1, then 1/2, ... down to this radius. A converged damped
+# iterate is then polished by at most `_POLISH` exact Newton iterations, kept only
+# if they converge (else the damped answer, which passed the same test, stands).
+_MIN_RADIUS = 1 / 16
+_POLISH = 3
 
 
 class ParallelNewton(AbstractLiquidSolver):
@@ -54,7 +61,9 @@ class ParallelNewton(AbstractLiquidSolver):
     $$x^{(k+1)}_t = J_t\, x^{(k+1)}_{t-1} + \Phi(x^{(k)}_{t-1}, u_t) - J_t\, x^{(k)}_{t-1},$$
 
     solved in $O(\log T)$ depth. For a neuron with a diagonal Jacobian this is exact
-    Newton at $O(TD)$ work per iteration. For an explicit step, after $k$ iterations
+    Newton at $O(TD)$ work per iteration; for a block-diagonal one
+    (`jacobian_structure = "block"`, $k \times k$ blocks) exact Newton at
+    $O(TDk^2)$ work and $O(TDk)$ memory, its Jacobian blocks from $k$ JVPs. For an explicit step, after $k$ iterations
     the first $k$ states are exact, so at most $T$ iterations are needed;
     contracting systems need a handful. For [`ImplicitEuler`][lrc_toolkit.ImplicitEuler]
     it is Newton on the residuals of the whole trajectory. Input-only terms
@@ -65,23 +74,35 @@ class ParallelNewton(AbstractLiquidSolver):
     the neuron's parameters, `x0`, `inputs` and `dt`. Memory $O(TD)$.
 
     `Solution.stats`: `max_factor` (largest $|\partial\Phi_i/\partial x_i|$ of the last
-    linearisation), `unstable`, `max_delta` (the last update's largest entry) and
-    `fallback` (whether the fallback solver ran).
+    linearisation), `unstable`, `max_delta` (the last update's largest entry),
+    `damping` (see `damping`) and `fallback` (whether the fallback solver ran).
 
     **Arguments:**
 
-    - `method`: `"newton"` (exact for diagonal neurons, their default); `"dense"`
+    - `method`: `"newton"` (exact Newton with the Jacobian structure the neuron
+        declares, diagonal or block: the default for those neurons); `"dense"`
         (full-Jacobian Newton, DEER, $O(TD^3)$; the default for dense neurons);
-        `"quasi"` (the diagonal of the full Jacobian: cheap steps, more iterations).
+        `"quasi"` (the diagonal of the Jacobian: cheap steps, more iterations).
     - `rtol`, `atol`: converged when $|x^{(k+1)} - x^{(k)}| \le$ `atol + rtol`
         $|x^{(k+1)}|$ everywhere (the relative part only on non-expanding steps), or,
         on a contracting iteration, when the error estimate
         $\theta/(1-\theta)\,|x^{(k+1)} - x^{(k)}|$ ($\theta$ the ratio of the last two
         updates) is within it. Defaults: $10^{-5}$ in float32, $10^{-9}$ in float64.
-    - `max_iters`: the iteration limit; default $T$.
+    - `max_iters`: the iteration limit; default $T$ (enough for an explicit step),
+        counted afresh after each restart of the automatic damping.
     - `damping`: a radius $\rho$: clip every step's Jacobian to norm $\le \rho$
         before the scan, so a locally expanding recurrence cannot overflow the
-        linear step (contracting steps are unchanged). Default `None` (exact Newton).
+        linear step (contracting steps are unchanged). Default `None`: automatic,
+        exact Newton until an iteration diverges (non-finite or overflowing
+        states); then Newton restarts from the initial guess with $\rho = 1$,
+        and halves $\rho$ (down to 1/16) at each further divergence. A converged
+        damped answer is polished by up to three exact Newton iterations (kept
+        if they converge, so the answer meets the tolerance as exact Newton's
+        does). An iteration that stays finite is never damped (its iterates are
+        those of exact Newton); FitzHugh–Nagumo at $\Delta t = 0.1$ converges
+        with it, where exact Newton overflows in two iterations. `math.inf`:
+        exact Newton, never damped. `stats["damping"]` is the radius of the
+        damped iterations ($\infty$ when undamped).
     - `fallback`: a solver that recomputes a sequence whose Newton iteration failed
         (non-finite or out of iterations), e.g. [`Sequential()`][lrc_toolkit.Sequential];
         under `jax.vmap` only the failed sequences are recomputed. Default `None`.
@@ -172,17 +193,22 @@ class ParallelNewton(AbstractLiquidSolver):
             )
 
     def resolved_method(self, neuron) -> str:
+        """The linearisation used: `"newton"` (diagonal), `"block"` (exact Newton
+        on a block neuron), `"dense"` or `"quasi"`."""
+        structure = neuron.jacobian_structure
         method = self.method
         if method is None:
-            method = "newton" if neuron.jacobian_structure == "diagonal" else "dense"
-        if method == "newton" and neuron.jacobian_structure != "diagonal":
+            method = "dense" if structure == "dense" else "newton"
+        if method == "newton" and structure == "dense":
             raise ValueError(
-                f"method='newton' needs a neuron with a diagonal Jacobian, but "
-                f"{type(neuron).__name__} declares jacobian_structure="
-                f"{neuron.jacobian_structure!r}. Use `ParallelNewton(method='dense')` "
-                "(exact Newton with full Jacobians) or `method='quasi'` (their "
-                "diagonal)."
+                f"method='newton' needs a neuron with a diagonal or block-diagonal "
+                f"Jacobian, but {type(neuron).__name__} declares jacobian_structure="
+                f"{structure!r}. Use `ParallelNewton(method='dense')` (exact Newton "
+                "with full Jacobians) or `method='quasi'` (their diagonal)."
             )
+        if method == "newton" and structure == "block":
+            _blocks.check_block_size(neuron)
+            return "block"
         return method
 
     def run(self, neuron, x0, inputs, dt, ts, discretisation, init):
@@ -252,33 +278,30 @@ class _Sweep(eqx.Module):
     discretisation: object
     recurrence: AbstractRecurrence
     method: str = eqx.field(static=True)
-    damping: float | None = eqx.field(static=True)
+    damped: bool = eqx.field(static=True)
     chunk: int = eqx.field(static=True)
 
-    def block(self, x_in, x_prev, X, d, dt, valid, atol, rtol):
-        """One chunk: `x_in` the new state entering it, `x_prev` the old one."""
+    def block(self, x_in, x_prev, X, d, dt, valid, atol, rtol, radius):
+        """One chunk: `x_in` the new state entering it, `x_prev` the old one;
+        `radius` the damping radius (infinite: exact Newton)."""
         prev = jnp.concatenate([x_prev[None], X[:-1]], axis=0)
         values, jac = linearise(
             self.neuron, self.discretisation, prev, X, d, dt, self.method
         )
-        factor = _diagonal_of(jac, prev)
+        factor = _blocks.diagonal(jac, prev)
         unstable = self.discretisation.unstable(self.neuron, prev, d, dt, factor)
-        if self.damping is not None:
-            jac = _clip_jacobian(jac, self.damping)
+        # The gain of the true linearisation, before any damping: clipping hides an
+        # expanding step from the convergence test, not from the errors.
+        gain = _blocks.row_sums(jac, prev)
+        if self.damped:
+            jac = _clip_jacobian(jac, radius, prev)  # (by 1 for an infinite radius)
         # Newton step: x_t = J_t x_{t-1} + (Φ(x^k_{t-1}) - J_t x^k_{t-1}), started
         # from the known x_in (for the first chunk x_0, which makes x_1 = Φ(x_0)).
-        dense = jac.ndim == prev.ndim + 1
-        mv = (
-            (lambda a, v: jnp.einsum("...ij,...j->...i", a, v))
-            if dense
-            else jnp.multiply
-        )
-        b = values - mv(jac, prev)
-        b = b.at[0].add(mv(jac[0], x_in))
+        b = values - _blocks.matvec(jac, prev)
+        b = b.at[0].add(_blocks.matvec(jac[0], x_in))
         X_new = self.recurrence(jac, b)
         delta = jnp.abs(X_new - X)
         v = valid[:, None]
-        gain = jnp.sum(jnp.abs(jac), axis=-1) if dense else jnp.abs(jac)
         tol = atol + rtol * jnp.abs(X_new)
         ratio = jnp.where(delta == 0, 0, delta / jnp.where(tol > 0, tol, 1))
         ratio = jnp.where(tol > 0, ratio, jnp.where(delta == 0, 0, jnp.inf))
@@ -305,14 +328,14 @@ class _Sweep(eqx.Module):
         C, n = self.layout(T)
         return jax.tree.map(lambda a: _pad(a, n * C - T), tree)
 
-    def __call__(self, x0, X, d, dt, valid, atol, rtol):
+    def __call__(self, x0, X, d, dt, valid, atol, rtol, radius):
         """One sweep over padded arrays (`pad`): `X`, `d`, `dt` and the mask
         `valid` of the real steps have `n * C` steps; returns the new iterate in
         the same layout."""
         C = min(self.chunk, X.shape[0])
         n = X.shape[0] // C
         if n == 1:
-            X_new, s = self.block(x0, x0, X, d, dt, valid, atol, rtol)
+            X_new, s = self.block(x0, x0, X, d, dt, valid, atol, rtol, radius)
         else:
             # A loop over chunk offsets with dynamic slices along the time axis
             # (not a scan over a reshaped chunk axis): under `jax.vmap` the batch
@@ -325,7 +348,9 @@ class _Sweep(eqx.Module):
                 x_in, x_prev, s, X_new = carry
                 Xc = chunk(X, i)
                 dc, dtc, vc = jax.tree.map(lambda a: chunk(a, i), (d, dt, valid))
-                Xc_new, sc = self.block(x_in, x_prev, Xc, dc, dtc, vc, atol, rtol)
+                Xc_new, sc = self.block(
+                    x_in, x_prev, Xc, dc, dtc, vc, atol, rtol, radius
+                )
                 X_new = jax.lax.dynamic_update_slice_in_dim(X_new, Xc_new, i * C, 0)
                 return Xc_new[-1], Xc[-1], _combine(s, sc), X_new
 
@@ -400,23 +425,34 @@ class _Forward(eqx.Module):
         atol = default_atol if solver.atol is None else solver.atol
         max_iters = T if solver.max_iters is None else solver.max_iters
         real = jnp.finfo(x0.dtype).dtype
-        sweep = _Sweep(
-            neuron,
-            discretisation,
-            self.recurrence,
-            self.method,
-            solver.damping,
-            self.chunk_size(T, x0.size),
-        )
+        auto = solver.damping is None
+        radius0 = math.inf if auto else solver.damping
 
+        def make_sweep(damped):
+            return _Sweep(
+                neuron,
+                discretisation,
+                self.recurrence,
+                self.method,
+                damped,
+                self.chunk_size(T, x0.size),
+            )
+
+        sweep = make_sweep(math.isfinite(radius0))
         # Padded to whole chunks once; the loop carries the padded iterate.
         d, dt = sweep.pad((d, dt), T)
         C, n = sweep.layout(T)
         valid = jnp.arange(n * C) < T
+        X_init = (
+            jnp.zeros((T, x0.shape[0]), x0.dtype) if self.init is None else self.init
+        )
+        X_init = sweep.pad(X_init, T)
 
-        def iterate(carry):
-            k, X, _, _, last, _, _ = carry
-            X_new, s = sweep(x0, X, d, dt, valid, atol, rtol)
+        def newton(sweep, c: _Carry) -> _Carry:
+            """One iteration and its convergence test."""
+            # Polishing a damped answer is exact Newton.
+            radius = jnp.where(c.polish, jnp.inf, c.radius).astype(real)
+            X_new, s = sweep(x0, c.X, d, dt, valid, atol, rtol, radius)
             # The relative test is a certificate only where errors cannot grow
             # along the sequence: on a locally expanding recurrence (some
             # |∂Φ/∂x| > 1) two successive iterates can be huge, wrong and
@@ -428,52 +464,152 @@ class _Forward(eqx.Module):
             # θ/(1-θ)|Δ_k| (Hairer & Wanner, Solving ODEs II, IV.8). Only used on a
             # contracting, non-expanding iteration.
             step = s["step"]
-            contracting = jnp.isfinite(last) & (step < 0.5 * last) & ~expanding
-            theta = jnp.where(contracting, step / jnp.where(contracting, last, 1), 1)
+            contracting = jnp.isfinite(c.last) & (step < 0.5 * c.last) & ~expanding
+            theta = jnp.where(contracting, step / jnp.where(contracting, c.last, 1), 1)
             converged = (ratio <= 1) | (
                 contracting & (theta / (1 - theta) * ratio <= 1)
             )
             if not discretisation.implicit:
-                # After k iterations the first k states of an explicit recurrence
-                # are exact, so k >= T is convergence.
-                converged = converged | (k + 1 >= T)
-            return (
-                k + 1,
-                X_new,
-                converged,
-                s["finite"],
-                step,
-                s["max_factor"],
-                s["unstable"],
+                # After k iterations (since the last restart) the first k states
+                # of an explicit recurrence are exact, so k >= T is convergence.
+                converged = converged | (c.phase + 1 >= T)
+            return _Carry(
+                k=c.k + 1,
+                phase=c.phase + 1,
+                X=X_new,
+                converged=converged,
+                finite=s["finite"],
+                last=step.astype(real),
+                max_factor=s["max_factor"],
+                unstable=s["unstable"],
+                radius=c.radius,
+                polish=c.polish,
+                keep=c.keep,
             )
 
-        def keep_going(carry):
-            k, _, converged, finite, *_ = carry
-            return (k < max_iters) & ~converged & finite
+        def damped_newton(sweep, c: _Carry) -> _Carry:
+            """`newton` with the restarts and the polish of the automatic damping."""
+            new = newton(sweep, c)
+            # A damped iteration diverged: restart more damped from the initial
+            # guess.
+            restart = ~new.finite & ~c.polish & (c.radius > _MIN_RADIUS)
+            restarted = eqx.tree_at(
+                lambda n: (n.phase, n.X, n.finite, n.last, n.radius),
+                new,
+                (
+                    jnp.zeros_like(c.phase),
+                    X_init,
+                    jnp.array(True),
+                    jnp.array(jnp.inf, real),
+                    (c.radius / 2).astype(real),
+                ),
+            )
+            # A damped iterate converged: polish it with exact Newton, keeping it.
+            start = ~c.polish & new.converged & new.finite
+            polishing = eqx.tree_at(
+                lambda n: (n.phase, n.converged, n.polish, n.keep),
+                new,
+                (jnp.zeros_like(c.phase), jnp.array(False), jnp.array(True), new.X),
+            )
+            # The polish diverged or does not converge within _POLISH iterations:
+            # the damped answer stands.
+            give_up = (
+                c.polish & ~new.converged & (~new.finite | (c.phase + 1 >= _POLISH))
+            )
+            reverted = eqx.tree_at(
+                lambda n: (n.X, n.converged, n.finite, n.last, n.polish),
+                new,
+                (c.keep, jnp.array(True), jnp.array(True), c.last, jnp.array(False)),
+            )
+            out = new
+            for cond, alt in (
+                (restart, restarted),
+                (start, polishing),
+                (give_up, reverted),
+            ):
+                out = jax.tree.map(lambda a, b: jnp.where(cond, b, a), out, alt)
+            return out
 
-        X = jnp.zeros((T, x0.shape[0]), x0.dtype) if self.init is None else self.init
-        X = sweep.pad(X, T)
-        carry = (
-            jnp.array(0),
-            X,
-            jnp.array(False),
-            jnp.array(True),
-            jnp.array(jnp.inf, real),
-            jnp.array(jnp.nan, real),
-            jnp.array(False),
+        def keep_going(c: _Carry):
+            under_limit = (c.phase if solver.max_iters is None else c.k) < max_iters
+            return under_limit & ~c.converged & c.finite
+
+        def carry(X, radius, converged):
+            return _Carry(
+                k=jnp.array(0),
+                phase=jnp.array(0),
+                X=X,
+                converged=converged,
+                finite=jnp.array(True),
+                last=jnp.array(jnp.inf, real),
+                max_factor=jnp.array(jnp.nan, real),
+                unstable=jnp.array(False),
+                radius=jnp.asarray(radius, real),
+                polish=jnp.array(False),
+                keep=jnp.zeros((0,), x0.dtype),
+            )
+
+        # Newton as configured: exact, or damped with `damping`. (With the
+        # automatic damping this first loop is the very program of exact Newton, so
+        # that where it stays finite its iterates round as exact Newton's do.)
+        c = jax.lax.while_loop(
+            keep_going,
+            lambda c: newton(sweep, c),
+            carry(X_init, radius0, jnp.array(False)),
         )
-        k, X, converged, finite, delta, max_factor, unstable = jax.lax.while_loop(
-            keep_going, iterate, carry
-        )
-        X = X[:T]
+        if auto:
+            # Where exact Newton diverged: damped Newton from the initial guess.
+            diverged = ~c.finite
+            start = eqx.tree_at(
+                lambda n: (n.k, n.keep), carry(X_init, 1.0, ~diverged), (c.k, X_init)
+            )
+            damped = jax.lax.while_loop(
+                keep_going, lambda c: damped_newton(make_sweep(True), c), start
+            )
+            # Stopped by `max_iters` while polishing: the damped answer stands.
+            unfinished = damped.polish & ~damped.converged
+            damped = eqx.tree_at(
+                lambda n: (n.X, n.converged, n.keep),
+                damped,
+                (
+                    jnp.where(unfinished, damped.keep, damped.X),
+                    damped.converged | unfinished,
+                    c.keep,
+                ),
+            )
+            c = jax.tree.map(lambda a, b: jnp.where(diverged, b, a), c, damped)
+        X = c.X[:T]
+        if self.method == "block":
+            # The declared structure, on the forward pass too (sampled steps).
+            real_steps = jax.tree.map(lambda a: a[:T], (d, dt))
+            X = check_blocks(
+                neuron, discretisation, shifted(x0, X), X, *real_steps, tie=X
+            )
         not_converged = RESULTS.where(
-            converged, RESULTS.successful, RESULTS.newton_max_iters_reached
+            c.converged, RESULTS.successful, RESULTS.newton_max_iters_reached
         )
-        result = outcome(finite, unstable, not_converged)
+        result = outcome(c.finite, c.unstable, not_converged)
         stats = {
-            "max_factor": max_factor,
-            "unstable": unstable,
-            "max_delta": delta,
+            "max_factor": c.max_factor,
+            "unstable": c.unstable,
+            "max_delta": c.last,
+            "damping": c.radius,
             "fallback": jnp.array(False),
         }
-        return X, (k, result, stats)
+        return X, (c.k, result, stats)
+
+
+class _Carry(eqx.Module):
+    """The state of the Newton loop."""
+
+    k: Array  # iterations so far
+    phase: Array  # iterations since the last restart of the automatic damping
+    X: Array  # the iterate (padded to whole chunks)
+    converged: Array
+    finite: Array
+    last: Array  # the last update's largest entry
+    max_factor: Array
+    unstable: Array
+    radius: Array  # the damping radius (inf: exact Newton)
+    polish: Array  # exact Newton iterations from a converged damped answer
+    keep: Array  # that damped answer

@@ -2,6 +2,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 
+from .._blocks import block_jacobian, block_size
 from .._solution import Solution
 from ._adjoint import fixed_point_solve
 from ._common import all_finite, drives, outcome, shifted, step_fn
@@ -98,10 +99,15 @@ class _Scan(eqx.Module):
             # outcome as in `ParallelNewton`, whose dense linearisation has it.
             prev = jax.lax.stop_gradient(shifted(x0, states))
             d_, dt_ = jax.lax.stop_gradient((d, dt))
-            jac = jax.vmap(jax.jacfwd(phi, holomorphic=jnp.iscomplexobj(prev)))(
-                prev, d_, dt_
-            )
+            if neuron.jacobian_structure == "block":  # k JVPs, no D x D array
+                step_all = lambda p: jax.vmap(phi)(p, d_, dt_)
+                _, jac = block_jacobian(step_all, prev, block_size(neuron))
+            else:
+                jac = jax.vmap(jax.jacfwd(phi, holomorphic=jnp.iscomplexobj(prev)))(
+                    prev, d_, dt_
+                )
             factor = jnp.diagonal(jax.lax.stop_gradient(jac), axis1=-2, axis2=-1)
+            factor = factor.reshape(prev.shape)
             max_factor = jnp.nanmax(jnp.abs(factor).astype(real), axis=0)
             unstable = self.discretisation.unstable(neuron, prev, d_, dt_, factor)
         max_factor, unstable = jnp.max(max_factor), jnp.any(unstable)
