@@ -533,7 +533,9 @@ def test_implicit_euler_stiff_ltc_in_parallel(getkey):
     )
     # (Newton's linearisation gives the step factors of a dense neuron; the
     # sequential solver checks the stability of diagonal neurons only.)
-    with pytest.raises(Exception, match=r"LrcSSM block [01] \(LTC\).*(unstable|NaN)"):
+    with pytest.raises(
+        Exception, match=r"LrcSSM block [01] \(TimeScaled\(LTC\)\).*(unstable|NaN)"
+    ):
         jax.block_until_ready(_call(make(lt.ParallelNewton(), lt.Euler()), x))
     newton = lt.ParallelNewton(fallback=lt.Sequential())
     parallel = make(newton, lt.ImplicitEuler())

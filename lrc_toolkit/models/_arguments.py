@@ -5,6 +5,7 @@ import jax.numpy as jnp
 import jax.random as jr
 
 from .._discretise import AbstractDiscretisation
+from .._neurons.base import AbstractLiquidNeuron
 from .._neurons.registry import NEURONS
 from .._neurons.timescale import TimeScaled
 from .._solve.base import AbstractLiquidSolver
@@ -135,6 +136,8 @@ def time_scaled(factory, scale_range: tuple[float, float]):
 
     def factory_with_scales(D, P, *, key):
         neuron = factory(D, P, key=key)
+        if not isinstance(neuron, AbstractLiquidNeuron):
+            return neuron  # `LiquidBlock` names what the factory returned
         return TimeScaled(
             neuron,
             scale_range=scale_range,

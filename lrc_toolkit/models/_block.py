@@ -156,7 +156,15 @@ def _raise_if_failed(sol: Solution, index: int, neuron) -> Array:
     """The states, with a run-time error naming the block and the cause if the
     liquid layer's solve failed (rather than a confusing error further on)."""
     prefix = (
-        f"LrcSSM block {index} ({type(neuron).__name__}): the liquid layer's solve "
+        f"LrcSSM block {index} ({_name(neuron)}): the liquid layer's solve "
         "failed, so the model's output would be garbage. Cause: "
     )
     return sol.raise_if_failed(prefix).states
+
+
+def _name(neuron) -> str:
+    """`LTC`, or `TimeScaled(LTC)` for a neuron with learned time scales."""
+    inner = getattr(neuron, "neuron", None)
+    if isinstance(inner, AbstractLiquidNeuron):
+        return f"{type(neuron).__name__}({_name(inner)})"
+    return type(neuron).__name__
