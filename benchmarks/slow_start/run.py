@@ -86,8 +86,10 @@ def state_response(model: LrcSSM, seed: int, steps: int = 512) -> float:
     x0 = block.initial_state(jnp.float32)
     sol = lt.solve(
         block.neuron, x0, u, dt=model.dt, solver=lt.Sequential(),
-        discretisation=model.discretisation,
+        discretisation=model.discretisation, throw=False,
     )  # fmt: skip
+    if sol.result != lt.RESULTS.successful:  # e.g. explicit Euler on a stiff neuron
+        return float("nan")
     states = sol.states[100:]
     if jnp.iscomplexobj(states):
         states = jnp.concatenate([states.real, states.imag], axis=-1)
@@ -97,12 +99,13 @@ def state_response(model: LrcSSM, seed: int, steps: int = 512) -> float:
 def run(neuron, setting, seed, epochs, splits):
     model = build(neuron, setting, seed)
     response = state_response(model, seed)
-    initial = evaluate(model, splits[1])["loss"]
     config = dataclasses.replace(
         DEFAULT_PRESET.train, epochs=epochs, patience=epochs, seed=seed
     )
     start = time.perf_counter()
+    initial = float("nan")
     try:
+        initial = evaluate(model, splits[1])["loss"]
         result = fit(model, *splits, config=config, progress=False)
     except Exception as e:  # a diverged run is a result too
         return dict(
