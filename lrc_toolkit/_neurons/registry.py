@@ -14,6 +14,7 @@ from .ltc import LTC
 
 NeuronFactory = Callable[..., AbstractLiquidNeuron]
 
+
 def _lrc(**options) -> NeuronFactory:
     """An LRC-family entry: the responsive initialisation unless the caller passes
     `init=` (e.g. `LrcSSM(neuron_init="reference")`, the paper's)."""
