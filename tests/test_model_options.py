@@ -37,6 +37,7 @@ def test_time_scales_wrap_every_block_and_keep_the_neuron():
         assert float(jnp.std(jnp.log(scale[3:]))) > 0.3
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("readout", ["mean", "last"])
 def test_time_scaled_model_is_the_same_in_every_view(readout, getkey):
     """Parallel Newton, the sequential scan and Diffrax's Euler: the same model, to
@@ -168,6 +169,7 @@ def test_cli_refuses_bad_time_scales_before_writing(flag, match, tmp_path):
     assert not out.exists()
 
 
+@pytest.mark.slow
 def test_cli_records_the_model_options(tmp_path):
     from lrc_toolkit.cli import main
 
