@@ -62,27 +62,11 @@ def load_file(
     if horizon is not None or window is not None:
         raise ValueError("`horizon` and `window` are for `task='forecast'` only.")
     kwargs["task"] = task
-    if not path.endswith(".npz"):
-        raise ValueError(
-            f"{path!r} is not a .npz file. Save your arrays with "
-            "`numpy.savez(path, x=x, y=y)` (optionally `mask=`, `times=`)."
-        )
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"No such data file: {path!r}.")
-    with np.load(path, allow_pickle=False) as f:
-        unknown = sorted(set(f.files) - set(_KEYS))
-        missing = [k for k in ("x", "y") if k not in f.files]
-        if missing:
-            raise ValueError(
-                f"{path!r} has no {' or '.join(repr(k) for k in missing)} array; it "
-                f"holds {sorted(f.files)}. Expected `x` (N, T, C), `y` (N,), and "
-                "optionally `mask` (N, T) and `times`."
-            )
-        if unknown:
-            raise ValueError(
-                f"{path!r} holds unknown arrays {unknown}; expected only {list(_KEYS)}."
-            )
-        arrays = {k: f[k] for k in f.files}
+    arrays = _read(
+        path,
+        ("x", "y"),
+        " Expected `x` (N, T, C), `y` (N,), and optionally `mask` (N, T) and `times`.",
+    )
     x, y = arrays["x"], arrays["y"]
     if x.ndim != 3:
         raise ValueError(
@@ -125,7 +109,9 @@ def _lengths(mask: np.ndarray, x: np.ndarray, path: str) -> np.ndarray:
     return lengths
 
 
-def _read(path: str, required: tuple[str, ...]) -> dict:
+def _read(path: str, required: tuple[str, ...], expected: str = "") -> dict:
+    """The arrays of a `.npz` file that holds every name of `required` and no name
+    outside `_KEYS` (`expected` is added to the message of a missing one)."""
     if not path.endswith(".npz"):
         raise ValueError(
             f"{path!r} is not a .npz file. Save your arrays with "
@@ -139,7 +125,7 @@ def _read(path: str, required: tuple[str, ...]) -> dict:
         if missing:
             raise ValueError(
                 f"{path!r} has no {' or '.join(repr(k) for k in missing)} array; it "
-                f"holds {sorted(f.files)}."
+                f"holds {sorted(f.files)}.{expected}"
             )
         if unknown:
             raise ValueError(
