@@ -114,6 +114,12 @@ def minirocket_regressor(train, test, *, seed: int = 0, val=None) -> dict[str, A
         prediction = np.stack([m.predict(x) for m in models], axis=1)
         return _errors(prediction, targets(split))
 
+    return {**_scored(score, test, val), "seconds": seconds}
+
+
+def _scored(score, test, val) -> dict[str, Any]:
+    """`{"test_mse", "test_mae", "val_mse", "val_mae"}` from `score(split) -> (mse,
+    mae)` (the validation entries `None` without `val`)."""
     test_mse, test_mae = score(test)
     val_mse, val_mae = (None, None) if val is None else score(val)
     return {
@@ -121,7 +127,6 @@ def minirocket_regressor(train, test, *, seed: int = 0, val=None) -> dict[str, A
         "test_mae": test_mae,
         "val_mse": val_mse,
         "val_mae": val_mae,
-        "seconds": seconds,
     }
 
 
@@ -153,14 +158,7 @@ def training_mean(train, test, *, val=None) -> dict[str, Any]:
         target = values(split)
         return _errors(np.broadcast_to(mean, target.shape), target)
 
-    test_mse, test_mae = score(test)
-    val_mse, val_mae = (None, None) if val is None else score(val)
-    return {
-        "test_mse": test_mse,
-        "test_mae": test_mae,
-        "val_mse": val_mse,
-        "val_mae": val_mae,
-    }
+    return _scored(score, test, val)
 
 
 def naive_forecasts(split, *, season: int | None = None) -> np.ndarray:
@@ -237,11 +235,4 @@ def naive_forecast(test, *, season: int | None = None, val=None) -> dict[str, An
     def score(split):
         return _errors(naive_forecasts(split, season=season), split.y)
 
-    test_mse, test_mae = score(test)
-    val_mse, val_mae = (None, None) if val is None else score(val)
-    return {
-        "test_mse": test_mse,
-        "test_mae": test_mae,
-        "val_mse": val_mse,
-        "val_mae": val_mae,
-    }
+    return _scored(score, test, val)
