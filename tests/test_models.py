@@ -497,6 +497,10 @@ def test_unstable_explicit_step_names_the_block_and_the_fix(getkey):
     x = jr.normal(getkey(), (T, P))
     with pytest.raises(Exception, match=r"LrcSSM block 1 \(Leaky\).*unstable"):
         jax.block_until_ready(_call(stiff, x))
+    # `solutions` is how the failure is inspected: it reports it and does not raise.
+    sols = eqx.filter_jit(lambda m, x: m.solutions(x))(stiff, x)
+    assert sols[0].result == lt.RESULTS.successful
+    assert sols[1].result == lt.RESULTS.unstable_step
     implicit = eqx.tree_at(lambda m: m.discretisation, stiff, lt.ImplicitEuler())
     assert bool(jnp.all(jnp.isfinite(_call(implicit, x))))
 

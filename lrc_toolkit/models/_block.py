@@ -96,6 +96,7 @@ class LiquidBlock(eqx.Module):
         discretisation: AbstractDiscretisation,
         dt: Float[Array, " T"],
         index: int = 0,
+        throw: bool = True,
     ) -> tuple[Float[Array, "T H"], Solution]:
         """Run the block on a sequence.
 
@@ -105,6 +106,8 @@ class LiquidBlock(eqx.Module):
         - `solver`, `discretisation`: how the liquid layer is solved.
         - `dt`: the step sizes, shape `(T,)`.
         - `index`: the block's position, named in error messages.
+        - `throw`: raise (at run time) if the liquid layer's solve failed; with
+            `False` the failure is only in the returned solution's `result`.
 
         **Returns:**
 
@@ -123,7 +126,7 @@ class LiquidBlock(eqx.Module):
             discretisation=discretisation,
             throw=False,
         )
-        states = _raise_if_failed(sol, index, self.neuron)
+        states = _raise_if_failed(sol, index, self.neuron) if throw else sol.states
         return self._read_out(skip, states), sol
 
     def initial_state(self, dtype) -> Array:

@@ -20,13 +20,15 @@ class SequenceForward(eqx.Module):
     def _check(self, x, mask):
         return check_inputs(x, mask, self.input_size, self.dtype)
 
-    def _forward(self, x, mask, ts) -> tuple[Array, tuple[Solution, ...]]:
+    def _forward(
+        self, x, mask, ts, throw: bool = True
+    ) -> tuple[Array, tuple[Solution, ...]]:
         x, mask = self._check(x, mask)
         dt = self._steps(x.shape[0], ts, mask)
         h = jax.vmap(self.encoder)(x)
         solutions = []
         for i, block in enumerate(self.blocks):
-            h, sol = block(h, self.solver, self.discretisation, dt, i)
+            h, sol = block(h, self.solver, self.discretisation, dt, i, throw)
             solutions.append(sol)
         return jax.vmap(self.decoder)(h), tuple(solutions)
 
@@ -57,13 +59,16 @@ class SequenceForward(eqx.Module):
         """Each block's liquid-layer [`Solution`][lrc_toolkit.Solution] on one
         sequence (Newton iterations, fallbacks, `stats["max_factor"]`, ...).
 
+        Unlike `__call__`, this does not raise when a solve fails: it is the way
+        to inspect the failure (`sol.outcome`, `sol.result`, `sol.stats`).
+
         **Arguments:** as for `__call__`.
 
         **Returns:**
 
         A tuple with one `Solution` per block.
         """
-        return self._forward(x, mask, ts)[1]
+        return self._forward(x, mask, ts, throw=False)[1]
 
     def __call__(
         self,
