@@ -80,6 +80,26 @@ class Solution(eqx.Module):
         index = np.asarray(_index(self.result))
         return _NAMES[int(index)] if index.ndim == 0 else np.asarray(_NAMES)[index]
 
+    def __repr__(self) -> str:
+        # Equinox prints a member by its message, which is empty for `successful`
+        # (`RESULTS<>`); the outcome's name reads better, and the states are
+        # summarised by shape and dtype as Equinox does.
+        def short(x):
+            if x is None or not hasattr(x, "shape"):
+                return repr(x)
+            if x.ndim == 0 and not isinstance(x, jax.core.Tracer):
+                return repr(x.item())
+            return eqx.tree_pformat(x)
+
+        stats = ", ".join(f"{k}={short(v)}" for k, v in self.stats.items())
+        outcome = self.outcome
+        outcome = outcome.tolist() if isinstance(outcome, np.ndarray) else outcome
+        return (
+            f"Solution(outcome={outcome!r}, states={short(self.states)}, "
+            f"iterations={short(self.iterations)}, ts={short(self.ts)}, "
+            f"stats={{{stats}}})"
+        )
+
     def raise_if_failed(self, prefix: str = "") -> "Solution":
         """Raise if the solve failed, with `prefix` before the outcome's message;
         as `equinox.error_if`, use the returned solution (inside `jit` the check is

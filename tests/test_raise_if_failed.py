@@ -32,6 +32,18 @@ def test_success_is_named_and_passes(lrc):
     assert sol.raise_if_failed(PREFIX) is sol
 
 
+def test_a_solution_prints_its_outcome_by_name(lrc):
+    """`print(sol)` names the outcome (Equinox prints `successful` as `RESULTS<>`),
+    the states' shape and dtype, and concrete statistics as numbers."""
+    ok, bad = _solve(lrc, 1.0), _solve(lrc, 100.0)
+    assert repr(ok).startswith("Solution(outcome='successful', states=f64[5,3]")
+    assert "RESULTS<" not in repr(ok)
+    assert f"max_factor={float(ok.stats['max_factor'])!r}" in repr(ok)
+    assert repr(bad).startswith("Solution(outcome='unstable_step'")
+    batch = jax.vmap(lambda dt: _solve(lrc, dt))(jnp.array([1.0, 100.0]))
+    assert "outcome=['successful', 'unstable_step']" in repr(batch)
+
+
 def test_outside_jit_a_solve_error_carries_the_member(lrc):
     sol = _solve(lrc, 100.0)
     assert sol.outcome == "unstable_step"
