@@ -12,6 +12,7 @@ from jax.test_util import check_grads
 
 import lrc_toolkit as lt
 from lrc_toolkit._neurons.cfc import AbstractCfC, CfC, ClosedForm, DiagonalCfC
+from lrc_toolkit.models import LrcSSM
 
 
 D, P, T = 5, 3, 40
@@ -462,7 +463,7 @@ def test_lrcssm_trains_on_basicmotions_with_named_cfc(tmp_path):
     assert isinstance(model.discretisation, ClosedForm)
     assert model.config["discretisation"] == {"type": "ClosedForm"}
     with pytest.raises(ValueError, match="ClosedForm"):
-        LrcSSM(4, 2, neuron="cfc", discretisation=lt.Euler(), key=jr.key(0))
+        LrcSSM(4, 2, neuron="cfc", discretisation=lt.Euler(), key=jax.random.key(0))
     result = fit(
         model,
         ds.train,
@@ -473,3 +474,42 @@ def test_lrcssm_trains_on_basicmotions_with_named_cfc(tmp_path):
     )
     # Chance is 25 %; a few epochs suffice for a working liquid layer.
     assert result.test_metrics["accuracy"] >= 0.75
+
+
+def test_each_neuron_declares_its_default_step():
+    """The model and `lrc-toolkit compare` take the step from the neuron's
+    `default_discretisation()` (CfC: its closed form; LTC: the semi-implicit step;
+    the others explicit Euler), through a `TimeScaled` wrapper too, and refuse a
+    closed form for a neuron that has none."""
+    from lrc_toolkit.cli.compare import _default_discretisation
+    from lrc_toolkit.models import NEURONS
+
+    expected = {
+        "cfc": ClosedForm,
+        "cfc-diagonal": ClosedForm,
+        "ltc": lt.SemiImplicitEuler,
+    }
+    for name, factory in NEURONS.items():
+        neuron = factory(4, 2, key=jax.random.key(0))
+        kind = expected.get(name, lt.Euler)
+        assert type(neuron.default_discretisation()) is kind, name
+        assert (
+            type(lt.TimeScaled(neuron, key=jax.random.key(1)).default_discretisation())
+            is kind
+        )
+        assert (
+            _default_discretisation(neuron)
+            == {
+                ClosedForm: "closed-form",
+                lt.SemiImplicitEuler: "semi-implicit",
+                lt.Euler: "euler",
+            }[kind]
+        )
+    assert isinstance(
+        LrcSSM(4, 2, neuron="ltc", key=jax.random.key(0)).discretisation,
+        lt.SemiImplicitEuler,
+    )
+    with pytest.raises(ValueError, match="LRC is not a closed-form cell"):
+        LrcSSM(4, 2, neuron="lrc", discretisation=ClosedForm(), key=jax.random.key(0))
+    with pytest.raises(ValueError, match="CfC is a closed-form cell"):
+        LrcSSM(4, 2, neuron="cfc", discretisation=lt.Euler(), key=jax.random.key(0))

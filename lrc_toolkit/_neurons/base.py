@@ -1,8 +1,12 @@
 import abc
-from typing import Literal
+from typing import Literal, TYPE_CHECKING
 
 import equinox as eqx
-from jaxtyping import Array, ArrayLike, Inexact, PyTree
+from jaxtyping import Array, ArrayLike, Inexact, PyTree, Real
+
+
+if TYPE_CHECKING:
+    from .._discretise import AbstractDiscretisation
 
 
 JacobianStructure = Literal["diagonal", "block", "dense"]
@@ -98,6 +102,41 @@ class AbstractLiquidNeuron(eqx.Module):
         identity.
         """
         return self.vector_field(x, drive)
+
+    def default_discretisation(self) -> "AbstractDiscretisation":
+        """The step that [`LrcSSM`][lrc_toolkit.models.LrcSSM] and `lrc-toolkit
+        compare` use for this neuron when none is given: explicit
+        [`Euler()`][lrc_toolkit.Euler]. A neuron overrides it when another step is
+        its natural one (`LTC`: the semi-implicit step of `ncps`; `CfC`: its
+        closed form)."""
+        from .._discretise import Euler
+
+        return Euler()
+
+    def closed_form_step(
+        self, x: Inexact[Array, " D"], drive: PyTree[Array], dt: Real[ArrayLike, "*D"]
+    ) -> Inexact[Array, " D"]:
+        r"""The state after a step of length $\Delta t$ with the input held
+        constant, for a neuron defined by its closed-form step (such as
+        [`CfC`][lrc_toolkit.CfC]); what [`ClosedForm`][lrc_toolkit.ClosedForm]
+        evaluates. Optional: neurons defined by their vector field have none.
+
+        **Arguments:**
+
+        - `x`: the state at the start of the step.
+        - `drive`: `self.drive(u)` for the input held over the step.
+        - `dt`: the step length (a scalar, or one per state component).
+
+        **Returns:**
+
+        The state at the end of the step, with the shape and dtype of `x`.
+        """
+        raise TypeError(
+            "ClosedForm() needs a neuron with a closed-form step, "
+            "`closed_form_step(x, drive, dt)` (such as `CfC` or `DiagonalCfC`); "
+            f"{type(self).__name__} has none. Use a discretisation of its vector "
+            "field instead, e.g. `Euler()`."
+        )
 
     def affine_form(
         self, x: Inexact[Array, " D"], drive: PyTree[Array]

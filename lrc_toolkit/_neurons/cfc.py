@@ -107,6 +107,10 @@ class AbstractCfC(AbstractLiquidNeuron):
         """The pre-activations of the heads $\\mathrm{ff}_1, \\mathrm{ff}_2, a, b$
         (stacked in this order) at state `x`, from `drive = drive(u)`."""
 
+    def default_discretisation(self) -> AbstractDiscretisation:
+        """[`ClosedForm()`][lrc_toolkit.ClosedForm]: a CfC is defined by its step."""
+        return ClosedForm()
+
     def _gate_and_heads(self, x, drive):
         pre = self.preactivations(x, drive)
         return jnp.tanh(pre[0]), jnp.tanh(pre[1]), pre[2], pre[3]
@@ -425,15 +429,7 @@ class ClosedForm(AbstractDiscretisation):
         drive,
         dt: Real[Array, ""],
     ) -> Inexact[Array, " D"]:
-        closed_form_step = getattr(neuron, "closed_form_step", None)
-        if not callable(closed_form_step):
-            raise TypeError(
-                f"ClosedForm() needs a neuron with a closed-form step, "
-                f"`closed_form_step(x, drive, dt)` (such as `CfC` or `DiagonalCfC`); "
-                f"{type(neuron).__name__} has none. Use a discretisation of its vector "
-                "field instead, e.g. `Euler()`."
-            )
-        return closed_form_step(x, drive, dt)
+        return neuron.closed_form_step(x, drive, dt)
 
     def unstable(
         self,

@@ -105,6 +105,14 @@ class LTC(AbstractAffineNeuron):
         )
         return jnp.sum(act, axis=0), jnp.sum(act * self.sensory_erev, axis=0)
 
+    def default_discretisation(self):
+        r"""[`SemiImplicitEuler()`][lrc_toolkit.SemiImplicitEuler], the fused
+        semi-implicit step of `ncps`: the conductances make explicit Euler unstable
+        at $\Delta t \approx 1$, while this step is stable for every $\Delta t$."""
+        from .._discretise import SemiImplicitEuler
+
+        return SemiImplicitEuler()
+
     def affine_form(self, x, drive):
         return self._affine(jnp.broadcast_to(x[:, None], self.sigma.shape), drive)
 

@@ -166,13 +166,13 @@ class TimeScaled(AbstractLiquidNeuron):
     ) -> Inexact[Array, " D"]:
         """For a closed-form cell (`CfC`): its step over $\\Delta_i \\Delta t$ in
         component $i$."""
-        step = getattr(self.neuron, "closed_form_step", None)
-        if step is None:
-            raise TypeError(
-                f"{type(self.neuron).__name__} has no `closed_form_step`; use a "
-                "discretisation such as `Euler()` with it."
-            )
-        return step(x, drive, self.scale * jnp.asarray(dt, self.scale.dtype))
+        return self.neuron.closed_form_step(
+            x, drive, self.scale * jnp.asarray(dt, self.scale.dtype)
+        )
+
+    def default_discretisation(self):
+        """The wrapped neuron's."""
+        return self.neuron.default_discretisation()
 
 
 def _real_dtype(neuron: AbstractLiquidNeuron):

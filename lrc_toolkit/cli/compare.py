@@ -7,15 +7,13 @@ import sys
 import warnings
 
 
-def _default_discretisation(name, neuron) -> str:
-    """The step of the sequential and parallel views when --discretisation is not
-    given: CfC neurons are closed-form steps; LTC's conductances make explicit Euler
-    unstable at dt = 1, so it gets the semi-implicit step of `ncps`; Euler else."""
-    from .. import AbstractCfC
+def _default_discretisation(neuron) -> str:
+    """The command-line name of the neuron's own default step, used by the
+    sequential and parallel views when --discretisation is not given."""
+    from ._args import DISCRETISATIONS
 
-    if isinstance(neuron, AbstractCfC):
-        return "closed-form"
-    return "semi-implicit" if name == "ltc" else "euler"
+    kind = type(neuron.default_discretisation()).__name__
+    return next(name for name, cls in DISCRETISATIONS.items() if cls == kind)
 
 
 def add_compare_parser(subparsers) -> None:
@@ -42,8 +40,9 @@ def add_compare_parser(subparsers) -> None:
     p.add_argument(
         "--discretisation",
         choices=list(DISCRETISATIONS),
-        help="the step of the sequential and parallel views (default: closed-form for "
-        "CfC neurons, semi-implicit for ltc, euler for the others)",
+        help="the step of the sequential and parallel views (default: the neuron's "
+        "default_discretisation(): closed-form for CfC neurons, semi-implicit for "
+        "ltc, euler for the others)",
     )
     p.add_argument(
         "--state", type=positive_int, default=16, help="state size D (default: 16)"
@@ -106,7 +105,7 @@ def run_compare(args) -> int:
     D, P = args.state, args.inputs
     neuron = NEURONS[args.neuron](D, P, dtype=dtype, key=key_neuron)
     if args.discretisation is None:
-        args.discretisation = _default_discretisation(args.neuron, neuron)
+        args.discretisation = _default_discretisation(neuron)
     discretisation = discretisation_named(args.discretisation)
     # x0 = 0 in the neuron's state dtype (complex for the complex LRCs).
     x0 = jnp.zeros((D,), getattr(neuron, "state_dtype", dtype))

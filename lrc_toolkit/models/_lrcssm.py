@@ -10,9 +10,9 @@ import jax.numpy as jnp
 import jax.random as jr
 from jaxtyping import PRNGKeyArray
 
-from .._discretise import AbstractDiscretisation, Euler
+from .._discretise import AbstractDiscretisation
 from .._neurons._init import default_float
-from .._neurons.cfc import AbstractCfC, ClosedForm
+from .._neurons.cfc import ClosedForm
 from .._neurons.registry import NeuronFactory
 from .._solve.base import AbstractLiquidSolver
 from .._solve.newton import ParallelNewton
@@ -133,10 +133,12 @@ class LrcSSM(SequenceForward, Streaming):
             etc.), [`Sequential()`][lrc_toolkit.Sequential] or
             [`ODE(diffrax.Euler())`][lrc_toolkit.ODE]. With the defaults all compute
             the explicit-Euler recurrence with $\Delta t = 1$.
-        - `discretisation`: the map $\Phi$ of the discrete solvers (default
-            [`Euler()`][lrc_toolkit.Euler], or [`ClosedForm()`][lrc_toolkit.ClosedForm]
-            for CfC neurons; [`ImplicitEuler()`][lrc_toolkit.ImplicitEuler] for
-            stiff neurons).
+        - `discretisation`: the map $\Phi$ of the discrete solvers (default: the
+            neuron's
+            [`default_discretisation()`][lrc_toolkit.AbstractLiquidNeuron.default_discretisation]:
+            [`Euler()`][lrc_toolkit.Euler], [`SemiImplicitEuler()`][lrc_toolkit.SemiImplicitEuler]
+            for `LTC`, [`ClosedForm()`][lrc_toolkit.ClosedForm] for CfC neurons;
+            [`ImplicitEuler()`][lrc_toolkit.ImplicitEuler] for stiff neurons).
         - `task`: `"classification"` (outputs averaged over the valid steps: logits
             of shape `(num_outputs,)`) or `"regression"` (per-step outputs of shape
             `(T, num_outputs)`).
@@ -247,14 +249,19 @@ class LrcSSM(SequenceForward, Streaming):
         self.norm_affine = norm_affine
         self.residual = residual
         self.init = init
-        cfc = isinstance(unwrapped(self.blocks[0].neuron), AbstractCfC)
+        neuron = self.blocks[0].neuron
+        default = neuron.default_discretisation()
         if discretisation is None:
-            discretisation = ClosedForm() if cfc else Euler()
-        elif cfc != isinstance(discretisation, ClosedForm):
+            discretisation = default
+        elif isinstance(default, ClosedForm) != isinstance(discretisation, ClosedForm):
+            # A cell defined by its closed-form step (CfC) is evaluated by it; a
+            # neuron defined by its vector field has no closed form.
             raise ValueError(
-                "CfC neurons are closed-form steps: use `discretisation=ClosedForm()` "
-                "with them (and only with them); got "
-                f"{type(discretisation).__name__} for {type(unwrapped(self.blocks[0].neuron)).__name__}."
+                f"{type(unwrapped(neuron)).__name__} is "
+                + ("" if isinstance(default, ClosedForm) else "not ")
+                + "a closed-form cell: use `discretisation=ClosedForm()` with closed-"
+                "form cells (CfC) and only with them; got "
+                f"{type(discretisation).__name__}."
             )
         self.solver = solver
         self.discretisation = discretisation
