@@ -13,11 +13,13 @@ from ._diagnostics import (
 )
 from ._discretise import (
     AbstractDiscretisation as AbstractDiscretisation,
+    ClosedForm as ClosedForm,
     DiffraxStep as DiffraxStep,
     Euler as Euler,
     ImplicitEuler as ImplicitEuler,
     SemiImplicitEuler as SemiImplicitEuler,
 )
+from ._lyapunov import lyapunov_exponent as lyapunov_exponent
 from ._neurons.base import (
     AbstractAffineNeuron as AbstractAffineNeuron,
     AbstractLiquidNeuron as AbstractLiquidNeuron,
@@ -31,7 +33,6 @@ from ._neurons.biophysical import (
 from ._neurons.cfc import (
     AbstractCfC as AbstractCfC,
     CfC as CfC,
-    ClosedForm as ClosedForm,
     DiagonalCfC as DiagonalCfC,
 )
 from ._neurons.complex_lrc import ComplexLRC as ComplexLRC

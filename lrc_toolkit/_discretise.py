@@ -69,6 +69,29 @@ class AbstractDiscretisation(eqx.Module):
         """
         return self.step(neuron, x, drive, dt)
 
+    def step_and_factor(
+        self,
+        neuron: AbstractLiquidNeuron,
+        x: Inexact[Array, " D"],
+        drive: PyTree[Array],
+        dt: Real[Array, ""],
+    ) -> tuple[Inexact[Array, " D"], Inexact[Array, " D"]]:
+        r"""`step(neuron, x, drive, dt)` and the diagonal of its Jacobian,
+        $\partial\Phi_i/\partial x_i$ (the step factors the stability check reads).
+        The default: one JVP along ones for a diagonal neuron, $k$ JVPs for a block
+        one, the full step Jacobian ($D$ JVPs) for a dense one; a discretisation
+        with a cheaper exact form overrides it (`Euler`: $1 + \Delta t\,
+        \partial f_i/\partial x_i$ from the neuron's
+        [`field_and_diagonal`][lrc_toolkit.AbstractLiquidNeuron.field_and_diagonal])."""
+        step = lambda p: self.step(neuron, p, drive, dt)
+        if neuron.jacobian_structure == "diagonal":
+            return jax.jvp(step, (x,), (jnp.ones_like(x),))
+        if neuron.jacobian_structure == "block":
+            x_new, J = block_jacobian(step, x, block_size(neuron))
+            return x_new, jnp.diagonal(J, axis1=-2, axis2=-1).reshape(x.shape)
+        J = jax.jacfwd(step, holomorphic=jnp.iscomplexobj(x))(x)
+        return step(x), jnp.diagonal(J)
+
     def unstable(
         self,
         neuron: AbstractLiquidNeuron,
@@ -81,27 +104,14 @@ class AbstractDiscretisation(eqx.Module):
         $|\partial\Phi_i/\partial x_i| > 1$ while
         $\mathrm{Re}\,\partial f_i/\partial x_i < 0$ at `x` (genuinely expanding
         dynamics are not flagged). `factor` is the diagonal step factor at `x`;
-        `x`, `drive`, `dt` and `factor` may have a leading time axis. One JVP of the
-        vector field along ones (exact for diagonal neurons); discretisations for
-        which the factor alone decides override this for free."""
-        field = neuron.driven_vector_field
-        if neuron.jacobian_structure == "diagonal":
-            if factor.ndim == 2:
-                field = jax.vmap(field)
-            _, F = jax.jvp(lambda p: field(p, drive), (x,), (jnp.ones_like(x),))
-        elif neuron.jacobian_structure == "block":
-            # The diagonals of the k x k blocks, from k JVPs.
-            if factor.ndim == 2:
-                field = jax.vmap(field)
-            _, F = block_jacobian(lambda p: field(p, drive), x, block_size(neuron))
-            F = jnp.diagonal(F, axis1=-2, axis2=-1).reshape(x.shape)
-        else:
-            # A dense neuron: the diagonal of the Jacobian (a JVP along ones would
-            # give its row sums).
-            jac = jax.jacfwd(field, holomorphic=jnp.iscomplexobj(x))
-            if factor.ndim == 2:
-                jac = jax.vmap(jac)
-            F = jnp.diagonal(jac(x, drive), axis1=-2, axis2=-1)
+        `x`, `drive`, `dt` and `factor` may have a leading time axis. $F$ from
+        [`field_and_diagonal`][lrc_toolkit.AbstractLiquidNeuron.field_and_diagonal];
+        discretisations for which the factor alone decides override this for
+        free."""
+        diagonal = lambda p, d: neuron.field_and_diagonal(p, d)[1]
+        if factor.ndim == 2:
+            diagonal = jax.vmap(diagonal)
+        F = diagonal(x, drive)
         return _amplifies(factor) & (jnp.real(F) < 0)
 
 
@@ -117,6 +127,11 @@ class Euler(AbstractDiscretisation):
     def step(self, neuron, x, drive, dt):
         dt = jnp.asarray(dt).astype(x.dtype)  # a real step for a complex state too
         return x + dt * neuron.driven_vector_field(x, drive)
+
+    def step_and_factor(self, neuron, x, drive, dt):
+        dt = jnp.asarray(dt).astype(x.dtype)
+        f, F = neuron.field_and_diagonal(x, drive)
+        return x + dt * f, 1 + dt * F
 
     def unstable(self, neuron, x, drive, dt, factor):
         # The factor is 1 + Δt ∂f_i/∂x_i: it amplifies a damped component exactly
@@ -155,6 +170,17 @@ class SemiImplicitEuler(AbstractDiscretisation):
             A, b = neuron.affine_form(x, drive)
             x = (x + h * b) / (1 - h * A)
         return x
+
+    def step_and_factor(self, neuron, x, drive, dt):
+        if self.substeps > 1 or neuron.jacobian_structure == "block":
+            return super().step_and_factor(neuron, x, drive, dt)
+        # Phi_i = (x_i + h b_i) / (1 - h A_i): its derivative in x_i from the
+        # affine form's diagonals (one JVP for LTC and DenseLRC).
+        h = jnp.asarray(dt).astype(x.dtype)
+        (A, b), (dA, db) = neuron.affine_and_diagonal(x, drive)
+        den = 1 - h * A
+        x_new = (x + h * b) / den
+        return x_new, ((1 + h * db) + x_new * h * dA) / den
 
 
 class DiffraxStep(AbstractDiscretisation):
@@ -318,3 +344,40 @@ class ImplicitEuler(AbstractDiscretisation):
         F = jax.lax.stop_gradient(F)
         operator = lx.MatrixLinearOperator(jnp.eye(x.shape[0], dtype=x.dtype) - dt * F)
         return guess - lx.linear_solve(operator, r, lx.LU(), throw=False).value
+
+
+class ClosedForm(AbstractDiscretisation):
+    r"""The closed-form step of a CfC neuron:
+    $\Phi(x, u; \Delta t)$ is `neuron.closed_form_step(x, neuron.drive(u), dt)`.
+
+    The discretisation that evaluates [`CfC`][lrc_toolkit.CfC] and
+    [`DiagonalCfC`][lrc_toolkit.DiagonalCfC] as published: each step is the
+    closed-form solution over $\Delta t$ (scalar or one value per step, `ncps`'s
+    `timespans`), not an approximation of an ODE. Works with the sequential and the
+    parallel solvers (exact Newton for `DiagonalCfC`), and with any neuron that
+    defines `closed_form_step(x, drive, dt)`.
+    """
+
+    def step(
+        self,
+        neuron: AbstractLiquidNeuron,
+        x: Inexact[Array, " D"],
+        drive,
+        dt: Real[Array, ""],
+    ) -> Inexact[Array, " D"]:
+        return neuron.closed_form_step(x, drive, dt)
+
+    def unstable(
+        self,
+        neuron: AbstractLiquidNeuron,
+        x: Inexact[Array, "*T D"],
+        drive,
+        dt: Real[Array, "*T"],
+        factor: Inexact[Array, "*T D"],
+    ) -> Bool[Array, "*T D"]:
+        # Never flagged: the closed form is the model itself, not a step that
+        # approximates an ODE, so a step factor |dPhi_i/dx_i| > 1 is the cell's own
+        # (learned) dynamics, not a step-size artefact. (Its vector field is not a
+        # flow it approximates: see `AbstractCfC.vector_field`.) Non-finite states
+        # are still reported by the solvers.
+        return jnp.zeros(factor.shape, bool)

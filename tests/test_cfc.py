@@ -11,7 +11,8 @@ import pytest
 from jax.test_util import check_grads
 
 import lrc_toolkit as lt
-from lrc_toolkit._neurons.cfc import AbstractCfC, CfC, ClosedForm, DiagonalCfC
+from lrc_toolkit._discretise import ClosedForm
+from lrc_toolkit._neurons.cfc import AbstractCfC, CfC, DiagonalCfC
 from lrc_toolkit.models import LrcSSM
 
 

@@ -140,15 +140,17 @@ def test_misdeclared_diagonal_neuron(getkey):
     neuron = MisDeclared(D, P, key=getkey())
     with pytest.raises(ValueError, match="dx_1/dt depends on x_0"):
         lt.check_jacobian_structure(neuron)
-    # The forward solve is still the recurrence (Newton's fixed point does not
-    # depend on the Jacobian used), but the adjoint would be wrong: it refuses.
+    # Named on the forward pass by the discrete solvers (issue 19: a coupled
+    # "diagonal" neuron was reported as an unstable step, or converged silently),
+    # not only by the gradient. The ODE view does not use the declared structure.
     x0, inputs = _data(getkey)
-    newton = lt.ParallelNewton()
-    sol = lt.solve(neuron, x0, inputs, solver=newton)
-    assert max_abs_diff(sol.states, python_loop(neuron, x0, inputs)) <= 1e-9
-    loss = lambda x0: jnp.sum(lt.solve(neuron, x0, inputs, solver=newton).states)
-    with pytest.raises(Exception, match="check_jacobian_structure"):
-        jax.grad(loss)(x0)
+    for solver in (lt.ParallelNewton(), lt.Sequential()):
+        with pytest.raises(Exception, match="check_jacobian_structure"):
+            lt.solve(neuron, x0, inputs, solver=solver).states.block_until_ready()
+    ode = lt.solve(neuron, x0, inputs, solver=lt.ODE(diffrax.Euler()))
+    assert max_abs_diff(ode.states, python_loop(neuron, x0, inputs)) <= 1e-9
+    honest = lt.solve(neuron, x0, inputs, solver=lt.Sequential(check_stability=False))
+    assert max_abs_diff(honest.states, python_loop(neuron, x0, inputs)) <= 1e-9
 
 
 def test_missing_vector_field_is_abstract():

@@ -286,3 +286,43 @@ def test_field_and_diagonal(cls, getkey):
     jac = jax.jacfwd(neuron.driven_vector_field)(x, drive)
     assert float(jnp.max(jnp.abs(f - neuron.vector_field(x, u)))) < 1e-12
     assert float(jnp.max(jnp.abs(diag - jnp.diagonal(jac)))) < 1e-12
+
+
+STEP_NEURONS = {
+    **{name: cls for name, cls in BUILT_IN.items() if name != "ComplexLRC"},
+    "FitzHughNagumo": lt.FitzHughNagumo,
+    "CfC": lt.CfC,
+    "TimeScaled(LTC)": lambda D, P, key: lt.TimeScaled(lt.LTC(D, P, key=key), key=key),
+}
+
+
+STEPS = {
+    "euler": lt.Euler(),
+    "semi-implicit": lt.SemiImplicitEuler(),
+    "semi-implicit-2": lt.SemiImplicitEuler(substeps=2),
+}
+NO_AFFINE_FORM = ("FitzHughNagumo", "CfC")  # the semi-implicit step needs one
+
+
+@pytest.mark.parametrize(
+    "name, step",
+    [
+        (name, step)
+        for name in STEP_NEURONS
+        for step in STEPS
+        if step == "euler" or name not in NO_AFFINE_FORM
+    ],
+)
+def test_step_and_factor_is_the_step_jacobian_diagonal(name, step, getkey):
+    """`step_and_factor` (what `Sequential`'s stability check reads, with the
+    cheap forms of `Euler`, `SemiImplicitEuler` and the one-JVP neurons) equals the
+    step and the diagonal of the step's full Jacobian (jacfwd), at a random state
+    of a neuron with doubled parameters (far from the initial fixed point)."""
+    neuron = _scaled(STEP_NEURONS[name](6, 3, key=getkey()), 2.0)
+    x, u = jr.normal(getkey(), (6,)), jr.normal(getkey(), (3,))
+    drive, dt, disc = neuron.drive(u), jnp.asarray(0.3), STEPS[step]
+    expected = disc.step(neuron, x, drive, dt)
+    x_new, factor = disc.step_and_factor(neuron, x, drive, dt)
+    jac = jax.jacfwd(lambda p: disc.step(neuron, p, drive, dt))(x)
+    assert float(jnp.max(jnp.abs(x_new - expected))) < 1e-12
+    assert float(jnp.max(jnp.abs(factor - jnp.diagonal(jac)))) < 1e-12

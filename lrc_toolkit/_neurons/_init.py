@@ -45,13 +45,13 @@ def elastance(kind: str, pre: Array, half_width: Array | None) -> Array:
     return jax.nn.sigmoid(pre + width) - jax.nn.sigmoid(pre - width)
 
 
-def presynaptic_field_diagonal(field, x: Array, drive) -> tuple[Array, Array]:
-    r"""$f(x)$ and the diagonal $\partial f_i/\partial x_i$ in one JVP, for a dense
-    neuron written as `field(x_self, X, drive)` with `X[j, i]` $= x_j$ the
-    presynaptic state seen by neuron $i$ (so that $f(x)$ = `field(x, X, drive)` for
-    `X = broadcast(x[:, None])`). The tangent (ones, identity) moves, for neuron
+def presynaptic_affine_diagonal(affine, x: Array, drive):
+    r"""`((A, b), (dA, db))`: the affine form and the diagonals
+    $\partial A_i/\partial x_i$, $\partial b_i/\partial x_i$ in one JVP, for a
+    dense neuron whose $A_i, b_i$ see the state only through `X[:, i]`, written as
+    `affine(X, drive)` with `X[j, i]` $= x_j$ the presynaptic state seen by neuron
+    $i$ (`X = broadcast(x[:, None])`). The tangent (the identity) moves, for neuron
     $i$, exactly its own $x_i$: no $D \times D$ Jacobian is formed."""
     D = x.shape[0]
     X = jnp.broadcast_to(x[:, None], (D, D))
-    eye = jnp.eye(D, dtype=x.dtype)
-    return jax.jvp(lambda xs, Xs: field(xs, Xs, drive), (x, X), (jnp.ones_like(x), eye))
+    return jax.jvp(lambda Xs: affine(Xs, drive), (X,), (jnp.eye(D, dtype=x.dtype),))

@@ -2,6 +2,8 @@ import abc
 from typing import Literal, TYPE_CHECKING
 
 import equinox as eqx
+import jax
+import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, Inexact, PyTree, Real
 
 
@@ -103,6 +105,26 @@ class AbstractLiquidNeuron(eqx.Module):
         """
         return self.vector_field(x, drive)
 
+    def field_and_diagonal(
+        self, x: Inexact[Array, " D"], drive: PyTree[Array]
+    ) -> tuple[Inexact[Array, " D"], Inexact[Array, " D"]]:
+        r"""The vector field $f(x)$ and the diagonal of its Jacobian,
+        $\partial f_i / \partial x_i$, at `x` (for `drive = drive(u)`): what the
+        stability checks read. The default: one JVP along ones for a diagonal
+        neuron, $k$ JVPs for a block one, the full Jacobian ($D$ JVPs) for a dense
+        one; a dense neuron with a cheaper exact form overrides it (`LTC` and
+        `DenseLRC`: one JVP)."""
+        from .._blocks import block_jacobian, block_size
+
+        field = lambda p: self.driven_vector_field(p, drive)
+        if self.jacobian_structure == "diagonal":
+            return jax.jvp(field, (x,), (jnp.ones_like(x),))
+        if self.jacobian_structure == "block":
+            f, F = block_jacobian(field, x, block_size(self))
+            return f, jnp.diagonal(F, axis1=-2, axis2=-1).reshape(x.shape)
+        F = jax.jacfwd(field, holomorphic=jnp.iscomplexobj(x))(x)
+        return field(x), jnp.diagonal(F)
+
     def default_discretisation(self) -> "AbstractDiscretisation":
         """The step that [`LrcSSM`][lrc_toolkit.models.LrcSSM] and `lrc-toolkit
         compare` use for this neuron when none is given: explicit
@@ -157,6 +179,26 @@ class AbstractLiquidNeuron(eqx.Module):
             "f(x, u) = A * x + b), or use another discretisation such as `Euler()`."
         )
 
+    def affine_and_diagonal(
+        self, x: Inexact[Array, " D"], drive: PyTree[Array]
+    ) -> tuple[
+        tuple[Inexact[Array, " D"], Inexact[Array, " D"]],
+        tuple[Inexact[Array, " D"], Inexact[Array, " D"]],
+    ]:
+        r"""`(A, b)` of [`affine_form`][lrc_toolkit.AbstractLiquidNeuron.affine_form]
+        and the diagonals of their Jacobians, $(\partial A_i/\partial x_i,
+        \partial b_i/\partial x_i)$: what the semi-implicit step's factor reads.
+        The default: one JVP along ones for a diagonal neuron, the full Jacobians
+        otherwise; `LTC` and `DenseLRC` override it with one JVP."""
+        affine = lambda p: self.affine_form(p, drive)
+        if self.jacobian_structure == "diagonal":
+            return jax.jvp(affine, (x,), (jnp.ones_like(x),))
+        jac = jax.jacfwd(affine, holomorphic=jnp.iscomplexobj(x))(x)
+        return affine(x), tuple(
+            jnp.diagonal(J.reshape(-1, x.shape[0], x.shape[0]), axis1=-2, axis2=-1)[0]
+            for J in jac
+        )
+
 
 class AbstractAffineNeuron(AbstractLiquidNeuron):
     r"""A neuron written as $f(x, u) = A(x, u) \odot x + b(x, u)$ with its input-only
@@ -178,6 +220,13 @@ class AbstractAffineNeuron(AbstractLiquidNeuron):
     ) -> Inexact[Array, " D"]:
         A, b = self.affine_form(x, drive)
         return A * x + b
+
+    def field_and_diagonal(self, x, drive):
+        # f = A x + b, so df_i/dx_i = A_i + x_i dA_i/dx_i + db_i/dx_i.
+        if self.jacobian_structure == "block":
+            return super().field_and_diagonal(x, drive)
+        (A, b), (dA, db) = self.affine_and_diagonal(x, drive)
+        return A * x + b, A + x * dA + db
 
     def vector_field(
         self, x: Inexact[Array, " D"], u: Inexact[Array, " P"]

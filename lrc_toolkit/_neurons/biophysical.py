@@ -19,11 +19,58 @@ from .base import AbstractLiquidNeuron
 
 class _AbstractPopulation(AbstractLiquidNeuron):
     """Neurons of `block_size` variables driven by the current `i_ext + w_in @ u`;
-    a subclass writes `cell` on the `(N, k)` array of every neuron's variables."""
+    a subclass declares its per-neuron parameters in `constants` (name: initial
+    value, each a field of shape `(N,)`), the default `input_scale`, and writes
+    `cell` on the `(N, k)` array of every neuron's variables."""
 
-    w_in: eqx.AbstractVar[Array]
-    i_ext: eqx.AbstractVar[Array]
+    state_size: int
+    input_size: int
+    w_in: Float[Array, "N P"]
+    i_ext: Float[Array, " N"]
+    jacobian_structure: ClassVar[str] = "block"
     block_size: eqx.AbstractClassVar[int]
+    constants: eqx.AbstractClassVar[dict[str, float]]
+    default_input_scale: eqx.AbstractClassVar[float]
+
+    def __init__(
+        self,
+        state_size: int,
+        input_size: int,
+        *,
+        current: float = 0.0,
+        input_scale: float | None = None,
+        dtype=None,
+        key: PRNGKeyArray,
+    ):
+        """**Arguments:**
+
+        - `state_size`: $kN$ for $N$ neurons of $k$ = `block_size` variables.
+        - `input_size`: the number of input channels $P$.
+        - `current`: the initial bias current $I_\\text{ext}$ of every neuron (in
+            the units of the equations).
+        - `input_scale`: $W_\\text{in}$ is drawn uniformly in
+            $\\pm$ `input_scale`$/\\sqrt{P}$ (default: the class's
+            `default_input_scale`).
+        - `dtype`: the floating dtype of the parameters.
+        - `key`: a `jax.random.key`.
+        """
+        check_sizes(state_size, input_size)
+        name, k = type(self).__name__, self.block_size
+        if state_size % k:
+            raise ValueError(
+                f"{name} has {k} variables per neuron: `state_size` must be a "
+                f"multiple of {k} (neuron n's variables at x[n*{k}:(n+1)*{k}]), got "
+                f"{state_size}."
+            )
+        dtype = default_float(dtype)
+        N = state_size // k
+        scale = self.default_input_scale if input_scale is None else input_scale
+        r = scale / math.sqrt(input_size)
+        self.w_in = uniform(key, (N, input_size), -r, r, dtype)
+        self.i_ext = jnp.full((N,), current, dtype)
+        self.state_size, self.input_size = state_size, input_size
+        for field, value in self.constants.items():
+            setattr(self, field, jnp.full((N,), value, dtype))
 
     @abc.abstractmethod
     def cell(self, x: Float[Array, "N k"], current: Float[Array, " N"]) -> Array:
@@ -38,26 +85,6 @@ class _AbstractPopulation(AbstractLiquidNeuron):
 
     def vector_field(self, x, u):
         return self.driven_vector_field(x, self.drive(u))
-
-
-def _population(name, state_size, input_size, k, input_scale, current, dtype, key):
-    """`(N, dtype, w_in, i_ext)`: the number of neurons and the input synapses,
-    `w_in` uniform in $\\pm$ `input_scale`$/\\sqrt{P}$, `i_ext` = `current`."""
-    check_sizes(state_size, input_size)
-    if state_size % k:
-        raise ValueError(
-            f"{name} has {k} variables per neuron: `state_size` must be a multiple "
-            f"of {k} (neuron n's variables at x[n*{k}:(n+1)*{k}]), got {state_size}."
-        )
-    dtype = default_float(dtype)
-    N = state_size // k
-    r = input_scale / math.sqrt(input_size)
-    w_in = uniform(key, (N, input_size), -r, r, dtype)
-    return N, dtype, w_in, jnp.full((N,), current, dtype)
-
-
-def _full(N, value, dtype):
-    return jnp.full((N,), value, dtype)
 
 
 class FitzHughNagumo(_AbstractPopulation):
@@ -84,48 +111,12 @@ class FitzHughNagumo(_AbstractPopulation):
         ```
     """
 
-    state_size: int
-    input_size: int
-    w_in: Float[Array, "N P"]
-    i_ext: Float[Array, " N"]
     a: Float[Array, " N"]
     b: Float[Array, " N"]
     eps: Float[Array, " N"]
-    jacobian_structure: ClassVar[str] = "block"
     block_size: ClassVar[int] = 2
-
-    def __init__(
-        self,
-        state_size: int,
-        input_size: int,
-        *,
-        current: float = 0.0,
-        input_scale: float = 0.5,
-        dtype=None,
-        key: PRNGKeyArray,
-    ):
-        """**Arguments:**
-
-        - `state_size`: $2N$ for $N$ neurons.
-        - `input_size`: the number of input channels $P$.
-        - `current`: the initial bias current $I_\\text{ext}$ of every neuron.
-        - `input_scale`: $W_\\text{in}$ is drawn uniformly in
-            $\\pm$ `input_scale`$/\\sqrt{P}$.
-        - `dtype`: the floating dtype of the parameters.
-        - `key`: a `jax.random.key`.
-        """
-        N, dtype, self.w_in, self.i_ext = _population(
-            "FitzHughNagumo",
-            state_size,
-            input_size,
-            2,
-            input_scale,
-            current,
-            dtype,
-            key,
-        )
-        self.state_size, self.input_size = state_size, input_size
-        self.a, self.b, self.eps = (_full(N, c, dtype) for c in (0.7, 0.8, 0.08))
+    constants: ClassVar[dict[str, float]] = {"a": 0.7, "b": 0.8, "eps": 0.08}
+    default_input_scale: ClassVar[float] = 0.5
 
     def cell(self, x, current):
         v, w = x[:, 0], x[:, 1]
@@ -167,10 +158,6 @@ class MorrisLecar(_AbstractPopulation):
         ```
     """
 
-    state_size: int
-    input_size: int
-    w_in: Float[Array, "N P"]
-    i_ext: Float[Array, " N"]
     c_m: Float[Array, " N"]
     g_l: Float[Array, " N"]
     g_ca: Float[Array, " N"]
@@ -179,48 +166,23 @@ class MorrisLecar(_AbstractPopulation):
     v_ca: Float[Array, " N"]
     v_k: Float[Array, " N"]
     phi: Float[Array, " N"]
-    jacobian_structure: ClassVar[str] = "block"
     block_size: ClassVar[int] = 2
+    constants: ClassVar[dict[str, float]] = {
+        "c_m": 20.0,
+        "g_l": 2.0,
+        "g_ca": 4.4,
+        "g_k": 8.0,
+        "v_l": -60.0,
+        "v_ca": 120.0,
+        "v_k": -84.0,
+        "phi": 0.04,
+    }
+    default_input_scale: ClassVar[float] = 20.0
+
     v1: ClassVar[float] = -1.2
     v2: ClassVar[float] = 18.0
     v3: ClassVar[float] = 2.0
     v4: ClassVar[float] = 30.0
-
-    def __init__(
-        self,
-        state_size: int,
-        input_size: int,
-        *,
-        current: float = 0.0,
-        input_scale: float = 20.0,
-        dtype=None,
-        key: PRNGKeyArray,
-    ):
-        """**Arguments:**
-
-        - `state_size`: $2N$ for $N$ neurons.
-        - `input_size`: the number of input channels $P$.
-        - `current`: the initial bias current $I_\\text{ext}$ ($\\mu$A/cm²).
-        - `input_scale`: $W_\\text{in}$ is drawn uniformly in
-            $\\pm$ `input_scale`$/\\sqrt{P}$.
-        - `dtype`: the floating dtype of the parameters.
-        - `key`: a `jax.random.key`.
-        """
-        N, dtype, self.w_in, self.i_ext = _population(
-            "MorrisLecar", state_size, input_size, 2, input_scale, current, dtype, key
-        )
-        self.state_size, self.input_size = state_size, input_size
-        values = (20.0, 2.0, 4.4, 8.0, -60.0, 120.0, -84.0, 0.04)
-        (
-            self.c_m,
-            self.g_l,
-            self.g_ca,
-            self.g_k,
-            self.v_l,
-            self.v_ca,
-            self.v_k,
-            self.phi,
-        ) = (_full(N, c, dtype) for c in values)
 
     def cell(self, x, current):
         V, w = x[:, 0], x[:, 1]
@@ -279,10 +241,6 @@ class HodgkinHuxley(_AbstractPopulation):
         ```
     """
 
-    state_size: int
-    input_size: int
-    w_in: Float[Array, "N P"]
-    i_ext: Float[Array, " N"]
     c_m: Float[Array, " N"]
     g_na: Float[Array, " N"]
     g_k: Float[Array, " N"]
@@ -290,43 +248,17 @@ class HodgkinHuxley(_AbstractPopulation):
     e_na: Float[Array, " N"]
     e_k: Float[Array, " N"]
     e_l: Float[Array, " N"]
-    jacobian_structure: ClassVar[str] = "block"
     block_size: ClassVar[int] = 4
-
-    def __init__(
-        self,
-        state_size: int,
-        input_size: int,
-        *,
-        current: float = 0.0,
-        input_scale: float = 10.0,
-        dtype=None,
-        key: PRNGKeyArray,
-    ):
-        """**Arguments:**
-
-        - `state_size`: $4N$ for $N$ neurons.
-        - `input_size`: the number of input channels $P$.
-        - `current`: the initial bias current $I_\\text{ext}$ ($\\mu$A/cm²).
-        - `input_scale`: $W_\\text{in}$ is drawn uniformly in
-            $\\pm$ `input_scale`$/\\sqrt{P}$.
-        - `dtype`: the floating dtype of the parameters.
-        - `key`: a `jax.random.key`.
-        """
-        N, dtype, self.w_in, self.i_ext = _population(
-            "HodgkinHuxley", state_size, input_size, 4, input_scale, current, dtype, key
-        )
-        self.state_size, self.input_size = state_size, input_size
-        values = (1.0, 120.0, 36.0, 0.3, 50.0, -77.0, -54.387)
-        (
-            self.c_m,
-            self.g_na,
-            self.g_k,
-            self.g_l,
-            self.e_na,
-            self.e_k,
-            self.e_l,
-        ) = (_full(N, c, dtype) for c in values)
+    constants: ClassVar[dict[str, float]] = {
+        "c_m": 1.0,
+        "g_na": 120.0,
+        "g_k": 36.0,
+        "g_l": 0.3,
+        "e_na": 50.0,
+        "e_k": -77.0,
+        "e_l": -54.387,
+    }
+    default_input_scale: ClassVar[float] = 10.0
 
     def cell(self, x, current):
         V, m, h, n = (x[:, i] for i in range(4))
@@ -382,40 +314,11 @@ class AdaptiveTheta(_AbstractPopulation):
         ```
     """
 
-    state_size: int
-    input_size: int
-    w_in: Float[Array, "N P"]
-    i_ext: Float[Array, " N"]
     tau_a: Float[Array, " N"]
     g_a: Float[Array, " N"]
-    jacobian_structure: ClassVar[str] = "block"
     block_size: ClassVar[int] = 2
-
-    def __init__(
-        self,
-        state_size: int,
-        input_size: int,
-        *,
-        current: float = 0.0,
-        input_scale: float = 0.5,
-        dtype=None,
-        key: PRNGKeyArray,
-    ):
-        """**Arguments:**
-
-        - `state_size`: $2N$ for $N$ neurons.
-        - `input_size`: the number of input channels $P$.
-        - `current`: the initial bias current $I_\\text{ext}$.
-        - `input_scale`: $W_\\text{in}$ is drawn uniformly in
-            $\\pm$ `input_scale`$/\\sqrt{P}$.
-        - `dtype`: the floating dtype of the parameters.
-        - `key`: a `jax.random.key`.
-        """
-        N, dtype, self.w_in, self.i_ext = _population(
-            "AdaptiveTheta", state_size, input_size, 2, input_scale, current, dtype, key
-        )
-        self.state_size, self.input_size = state_size, input_size
-        self.tau_a, self.g_a = _full(N, 20.0, dtype), _full(N, 0.5, dtype)
+    constants: ClassVar[dict[str, float]] = {"tau_a": 20.0, "g_a": 0.5}
+    default_input_scale: ClassVar[float] = 0.5
 
     def cell(self, x, current):
         theta, a = x[:, 0], x[:, 1]

@@ -22,9 +22,10 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import jax.random as jr
-from jaxtyping import Array, ArrayLike, Bool, Float, Inexact, PRNGKeyArray, Real
+from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray, Real
 
-from .._discretise import AbstractDiscretisation
+from .._checks import check_choice
+from .._discretise import AbstractDiscretisation, ClosedForm
 from ._init import default_float, uniform
 from .base import AbstractLiquidNeuron
 
@@ -53,13 +54,8 @@ def _check_options(state_size, input_size, mode, activation, units, layers) -> N
             f"`backbone_layers` must be a non-negative integer (0: no backbone), got "
             f"{layers!r}."
         )
-    if mode not in _MODES:
-        raise ValueError(f"`mode` must be one of {_MODES}, got {mode!r}.")
-    if activation not in _ACTIVATIONS:
-        raise ValueError(
-            f"`backbone_activation` must be one of {tuple(_ACTIVATIONS)}, got "
-            f"{activation!r}."
-        )
+    check_choice("mode", mode, _MODES)
+    check_choice("backbone_activation", activation, _ACTIVATIONS)
 
 
 def _linear(key, fan_out: int, fan_in: int, dtype) -> tuple[Array, Array]:
@@ -79,6 +75,38 @@ def _heads(key, state_size: int, fan_in: int, dtype) -> tuple[Array, Array]:
     (`time_b`), stacked: weights `(4, D, fan_in)`, biases `(4, D)`."""
     pairs = [_linear(k, state_size, fan_in, dtype) for k in jr.split(key, 4)]
     return jnp.stack([w for w, _ in pairs]), jnp.stack([b for _, b in pairs])
+
+
+def _init_network(
+    cell,
+    state_size,
+    input_size,
+    mode,
+    activation,
+    units,
+    layers,
+    dtype,
+    key,
+    *,
+    first_width,
+):
+    """Check the options and set `cell`'s sizes, options, backbone (Glorot weights,
+    PyTorch biases; its first layer `first_width` wide) and heads. Returns the
+    dtype and one more key (for a cell's own extra parameters)."""
+    _check_options(state_size, input_size, mode, activation, units, layers)
+    dtype = default_float(dtype)
+    keys = jr.split(key, layers + 2)
+    widths = [first_width] + [units] * layers
+    cell.backbone = tuple(
+        _linear(k, fan_out, fan_in, dtype)
+        for k, fan_in, fan_out in zip(keys[:layers], widths[:-1], widths[1:])
+    )
+    cell.head_weight, cell.head_bias = _heads(
+        keys[layers], state_size, widths[-1], dtype
+    )
+    cell.state_size, cell.input_size = state_size, input_size
+    cell.mode, cell.backbone_activation = mode, activation
+    return dtype, keys[layers + 1]
 
 
 class AbstractCfC(AbstractLiquidNeuron):
@@ -261,28 +289,18 @@ class CfC(AbstractCfC):
         - `key`: a `jax.random.key`. Weights are Glorot-uniform (as `ncps`), biases
             uniform in $\pm 1/\sqrt{\text{fan-in}}$ (PyTorch's default).
         """
-        _check_options(
+        _init_network(
+            self,
             state_size,
             input_size,
             mode,
             backbone_activation,
             backbone_units,
             backbone_layers,
+            dtype,
+            key,
+            first_width=input_size + state_size,
         )
-        dtype = default_float(dtype)
-        keys = jr.split(key, backbone_layers + 1)
-        widths = [input_size + state_size] + [backbone_units] * backbone_layers
-        self.backbone = tuple(
-            _linear(k, fan_out, fan_in, dtype)
-            for k, fan_in, fan_out in zip(keys[:-1], widths[:-1], widths[1:])
-        )
-        self.head_weight, self.head_bias = _heads(
-            keys[-1], state_size, widths[-1], dtype
-        )
-        self.state_size = state_size
-        self.input_size = input_size
-        self.mode = mode
-        self.backbone_activation = backbone_activation
 
     def drive(
         self, u: Float[ArrayLike, " P"]
@@ -372,31 +390,21 @@ class DiagonalCfC(AbstractCfC):
             $\pm 1/\sqrt{\text{fan-in}}$, the diagonal state weights $w$ uniform in
             $\pm 1/\sqrt{D}$.
         """
-        _check_options(
+        dtype, key = _init_network(
+            self,
             state_size,
             input_size,
             mode,
             backbone_activation,
             backbone_units,
             backbone_layers,
-        )
-        dtype = default_float(dtype)
-        keys = jr.split(key, backbone_layers + 2)
-        widths = [input_size] + [backbone_units] * backbone_layers
-        self.backbone = tuple(
-            _linear(k, fan_out, fan_in, dtype)
-            for k, fan_in, fan_out in zip(keys[:-2], widths[:-1], widths[1:])
-        )
-        self.head_weight, self.head_bias = _heads(
-            keys[-2], state_size, widths[-1], dtype
+            dtype,
+            key,
+            first_width=input_size,
         )
         # The diagonal recurrent weights as the diagonal gated cells': ±1/√D.
         bound = 1 / math.sqrt(state_size)
-        self.head_state = uniform(keys[-1], (4, state_size), -bound, bound, dtype)
-        self.state_size = state_size
-        self.input_size = input_size
-        self.mode = mode
-        self.backbone_activation = backbone_activation
+        self.head_state = uniform(key, (4, state_size), -bound, bound, dtype)
 
     def drive(self, u: Float[ArrayLike, " P"]) -> Float[Array, "4 D"]:
         """The input-only part of the four heads, $W h(u) + b$."""
@@ -408,40 +416,3 @@ class DiagonalCfC(AbstractCfC):
 
     def preactivations(self, x, drive):
         return drive + self.head_state * x
-
-
-class ClosedForm(AbstractDiscretisation):
-    r"""The closed-form step of a CfC neuron:
-    $\Phi(x, u; \Delta t)$ is `neuron.closed_form_step(x, neuron.drive(u), dt)`.
-
-    The discretisation that evaluates [`CfC`][lrc_toolkit.CfC] and
-    [`DiagonalCfC`][lrc_toolkit.DiagonalCfC] as published: each step is the
-    closed-form solution over $\Delta t$ (scalar or one value per step, `ncps`'s
-    `timespans`), not an approximation of an ODE. Works with the sequential and the
-    parallel solvers (exact Newton for `DiagonalCfC`), and with any neuron that
-    defines `closed_form_step(x, drive, dt)`.
-    """
-
-    def step(
-        self,
-        neuron: AbstractLiquidNeuron,
-        x: Inexact[Array, " D"],
-        drive,
-        dt: Real[Array, ""],
-    ) -> Inexact[Array, " D"]:
-        return neuron.closed_form_step(x, drive, dt)
-
-    def unstable(
-        self,
-        neuron: AbstractLiquidNeuron,
-        x: Inexact[Array, "*T D"],
-        drive,
-        dt: Real[Array, "*T"],
-        factor: Inexact[Array, "*T D"],
-    ) -> Bool[Array, "*T D"]:
-        # Never flagged: the closed form is the model itself, not a step that
-        # approximates an ODE, so a step factor |dPhi_i/dx_i| > 1 is the cell's own
-        # (learned) dynamics, not a step-size artefact. (Its vector field is not a
-        # flow it approximates: see `AbstractCfC.vector_field`.) Non-finite states
-        # are still reported by the solvers.
-        return jnp.zeros(factor.shape, bool)

@@ -7,6 +7,7 @@ import jax.numpy as jnp
 import jax.random as jr
 from jaxtyping import Array, Float, Inexact, PRNGKeyArray
 
+from .._checks import check_choice
 from ._init import check_sizes, default_float, elastance, uniform
 from .base import AbstractAffineNeuron
 
@@ -125,10 +126,7 @@ class ComplexLRC(AbstractAffineNeuron):
                 f"`complex_parameters` may contain only {_COMPLEX_CHOICES}, got "
                 f"{unknown}."
             )
-        if elastance not in _ELASTANCES:
-            raise ValueError(
-                f"`elastance` must be one of {_ELASTANCES}, got {elastance!r}."
-            )
+        check_choice("elastance", elastance, _ELASTANCES)
         check_sizes(state_size, input_size)
         dtype = default_float(dtype)
         if not jnp.issubdtype(dtype, jnp.floating):

@@ -12,11 +12,10 @@ from ._init import (
     default_float,
     elastance,
     inv_softplus,
-    presynaptic_field_diagonal,
+    presynaptic_affine_diagonal,
     uniform,
 )
 from .base import AbstractAffineNeuron
-from .ltc import _field
 
 
 class DenseLRC(AbstractAffineNeuron):
@@ -142,7 +141,7 @@ class DenseLRC(AbstractAffineNeuron):
         eps = elastance("asymmetric", e_u + jnp.sum(W_x.T * X, axis=0), None)
         return -jax.nn.sigmoid(f) * eps, self.e_leak * jnp.tanh(z) * eps
 
-    def field_and_diagonal(self, x, drive):
-        r"""The vector field and its diagonal $\partial f_i / \partial x_i$ in one
-        JVP (no $D \times D$ Jacobian)."""
-        return presynaptic_field_diagonal(_field(self._affine), x, drive)
+    def affine_and_diagonal(self, x, drive):
+        r"""The affine form and the diagonals of its Jacobians in one JVP (no
+        $D \times D$ Jacobian)."""
+        return presynaptic_affine_diagonal(self._affine, x, drive)

@@ -20,23 +20,52 @@ from ._init import check_sizes, default_float, uniform
 from .base import AbstractAffineNeuron
 
 
-def _gates(num_gates: int, state_size: int, input_size: int, dtype, key):
-    """`num_gates` triples `(W, w, b)` of shapes `(D, P)`, `(D,)`, `(D,)`, drawn
-    uniformly in $\\pm 1/\\sqrt{D}$ (the LrcSSM reference initialisation)."""
-    check_sizes(state_size, input_size)
-    dtype = default_float(dtype)
-    D, P = state_size, input_size
-    r = 1 / math.sqrt(D)
-    keys = iter(jr.split(key, 3 * num_gates))
-    return [
-        tuple(
-            uniform(next(keys), shape, -r, r, dtype) for shape in ((D, P), (D,), (D,))
+class _AbstractGated(AbstractAffineNeuron):
+    """A diagonal gated cell: per gate `g` in `gates` an input matrix `W_g` (D, P),
+    a diagonal recurrent weight `w_g` (D,) and a bias `b_g` (D,), all drawn
+    uniformly in $\\pm 1/\\sqrt{D}$ (the LrcSSM reference initialisation); a
+    subclass declares them and writes `affine_form` on the gates' input parts."""
+
+    state_size: int = eqx.field(static=True)
+    input_size: int = eqx.field(static=True)
+    jacobian_structure: ClassVar[Literal["diagonal"]] = "diagonal"
+    gates: eqx.AbstractClassVar[tuple[str, ...]]
+
+    def __init__(
+        self, state_size: int, input_size: int, *, dtype=None, key: PRNGKeyArray
+    ):
+        r"""**Arguments:**
+
+        - `state_size`: the number of neurons $D$.
+        - `input_size`: the number of input channels $P$.
+        - `dtype`: the floating dtype of the parameters (default: JAX's default).
+        - `key`: a `jax.random.key`; every parameter is drawn uniformly in
+            $\pm 1/\sqrt{D}$.
+        """
+        check_sizes(state_size, input_size)
+        dtype = default_float(dtype)
+        D, P = state_size, input_size
+        r = 1 / math.sqrt(D)
+        keys = iter(jr.split(key, 3 * len(self.gates)))
+        for gate in self.gates:
+            for name, shape in (
+                (f"W_{gate}", (D, P)),
+                (f"w_{gate}", (D,)),
+                (f"b_{gate}", (D,)),
+            ):
+                setattr(self, name, uniform(next(keys), shape, -r, r, dtype))
+        self.state_size = state_size
+        self.input_size = input_size
+
+    def drive(self, u: Float[Array, " P"]) -> tuple[Array, ...]:
+        """The input parts of the gates' pre-activations, $W u + b$, in the order
+        of `gates`."""
+        return tuple(
+            getattr(self, f"W_{g}") @ u + getattr(self, f"b_{g}") for g in self.gates
         )
-        for _ in range(num_gates)
-    ]
 
 
-class GRUNeuron(AbstractAffineNeuron):
+class GRUNeuron(_AbstractGated):
     r"""A gated recurrent unit with diagonal recurrent weights, as an ODE.
 
     $$
@@ -57,10 +86,7 @@ class GRUNeuron(AbstractAffineNeuron):
     $A = -z$, $b = z \odot c$.
     """
 
-    state_size: int = eqx.field(static=True)
-    input_size: int = eqx.field(static=True)
-    jacobian_structure: ClassVar[Literal["diagonal"]] = "diagonal"
-
+    gates: ClassVar[tuple[str, ...]] = ("z", "r", "c")
     W_z: Float[Array, "D P"]
     w_z: Float[Array, " D"]
     b_z: Float[Array, " D"]
@@ -71,33 +97,6 @@ class GRUNeuron(AbstractAffineNeuron):
     w_c: Float[Array, " D"]
     b_c: Float[Array, " D"]
 
-    def __init__(
-        self, state_size: int, input_size: int, *, dtype=None, key: PRNGKeyArray
-    ):
-        r"""**Arguments:**
-
-        - `state_size`: the number of neurons $D$.
-        - `input_size`: the number of input channels $P$.
-        - `dtype`: the floating dtype of the parameters (default: JAX's default).
-        - `key`: a `jax.random.key`; every parameter is drawn uniformly in
-            $\pm 1/\sqrt{D}$.
-        """
-        (
-            (self.W_z, self.w_z, self.b_z),
-            (self.W_r, self.w_r, self.b_r),
-            (self.W_c, self.w_c, self.b_c),
-        ) = _gates(3, state_size, input_size, dtype, key)
-        self.state_size = state_size
-        self.input_size = input_size
-
-    def drive(self, u: Float[Array, " P"]) -> tuple[Array, Array, Array]:
-        """The input parts of the three pre-activations, $W u + b$."""
-        return (
-            self.W_z @ u + self.b_z,
-            self.W_r @ u + self.b_r,
-            self.W_c @ u + self.b_c,
-        )
-
     def affine_form(self, x, drive):
         d_z, d_r, d_c = drive
         z = jax.nn.sigmoid(d_z + self.w_z * x)
@@ -106,7 +105,7 @@ class GRUNeuron(AbstractAffineNeuron):
         return -z, z * c
 
 
-class MGUNeuron(AbstractAffineNeuron):
+class MGUNeuron(_AbstractGated):
     r"""A minimal gated unit with diagonal recurrent weights, as an ODE.
 
     The MGU (Zhou et al., 2016) is a GRU whose single forget gate $f$ plays the
@@ -125,38 +124,13 @@ class MGUNeuron(AbstractAffineNeuron):
     the state Jacobian is diagonal. In affine form $A = -f$, $b = f \odot c$.
     """
 
-    state_size: int = eqx.field(static=True)
-    input_size: int = eqx.field(static=True)
-    jacobian_structure: ClassVar[Literal["diagonal"]] = "diagonal"
-
+    gates: ClassVar[tuple[str, ...]] = ("f", "c")
     W_f: Float[Array, "D P"]
     w_f: Float[Array, " D"]
     b_f: Float[Array, " D"]
     W_c: Float[Array, "D P"]
     w_c: Float[Array, " D"]
     b_c: Float[Array, " D"]
-
-    def __init__(
-        self, state_size: int, input_size: int, *, dtype=None, key: PRNGKeyArray
-    ):
-        r"""**Arguments:**
-
-        - `state_size`: the number of neurons $D$.
-        - `input_size`: the number of input channels $P$.
-        - `dtype`: the floating dtype of the parameters (default: JAX's default).
-        - `key`: a `jax.random.key`; every parameter is drawn uniformly in
-            $\pm 1/\sqrt{D}$.
-        """
-        (
-            (self.W_f, self.w_f, self.b_f),
-            (self.W_c, self.w_c, self.b_c),
-        ) = _gates(2, state_size, input_size, dtype, key)
-        self.state_size = state_size
-        self.input_size = input_size
-
-    def drive(self, u: Float[Array, " P"]) -> tuple[Array, Array]:
-        """The input parts of the two pre-activations, $W u + b$."""
-        return self.W_f @ u + self.b_f, self.W_c @ u + self.b_c
 
     def affine_form(self, x, drive):
         d_f, d_c = drive
@@ -165,7 +139,7 @@ class MGUNeuron(AbstractAffineNeuron):
         return -f, f * c
 
 
-class LSTMNeuron(AbstractAffineNeuron):
+class LSTMNeuron(_AbstractGated):
     r"""A long short-term memory cell in cell-state-only diagonal form, as an ODE.
 
     The state is the cell state $x = c$. The gates see it through the neuron's own
@@ -192,10 +166,7 @@ class LSTMNeuron(AbstractAffineNeuron):
     form $A = f - 1$, $b = i \odot g$.
     """
 
-    state_size: int = eqx.field(static=True)
-    input_size: int = eqx.field(static=True)
-    jacobian_structure: ClassVar[Literal["diagonal"]] = "diagonal"
-
+    gates: ClassVar[tuple[str, ...]] = ("i", "f", "g")
     W_i: Float[Array, "D P"]
     w_i: Float[Array, " D"]
     b_i: Float[Array, " D"]
@@ -205,33 +176,6 @@ class LSTMNeuron(AbstractAffineNeuron):
     W_g: Float[Array, "D P"]
     w_g: Float[Array, " D"]
     b_g: Float[Array, " D"]
-
-    def __init__(
-        self, state_size: int, input_size: int, *, dtype=None, key: PRNGKeyArray
-    ):
-        r"""**Arguments:**
-
-        - `state_size`: the number of neurons $D$.
-        - `input_size`: the number of input channels $P$.
-        - `dtype`: the floating dtype of the parameters (default: JAX's default).
-        - `key`: a `jax.random.key`; every parameter is drawn uniformly in
-            $\pm 1/\sqrt{D}$.
-        """
-        (
-            (self.W_i, self.w_i, self.b_i),
-            (self.W_f, self.w_f, self.b_f),
-            (self.W_g, self.w_g, self.b_g),
-        ) = _gates(3, state_size, input_size, dtype, key)
-        self.state_size = state_size
-        self.input_size = input_size
-
-    def drive(self, u: Float[Array, " P"]) -> tuple[Array, Array, Array]:
-        """The input parts of the three pre-activations, $W u + b$."""
-        return (
-            self.W_i @ u + self.b_i,
-            self.W_f @ u + self.b_f,
-            self.W_g @ u + self.b_g,
-        )
 
     def affine_form(self, x, drive):
         d_i, d_f, d_g = drive

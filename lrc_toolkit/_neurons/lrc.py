@@ -7,6 +7,7 @@ import jax.numpy as jnp
 import jax.random as jr
 from jaxtyping import Array, Float, PRNGKeyArray
 
+from .._checks import check_choice
 from ._init import check_sizes, default_float, elastance, uniform
 from .base import AbstractAffineNeuron
 
@@ -137,17 +138,9 @@ class LRC(AbstractAffineNeuron):
         - `dtype`: the floating dtype of the parameters (default: JAX's default).
         - `key`: a `jax.random.key` for the initialisation.
         """
-        if elastance not in _ELASTANCES:
-            raise ValueError(
-                f"`elastance` must be one of {_ELASTANCES}, got {elastance!r}."
-            )
-        if init not in _INITS:
-            raise ValueError(f"`init` must be one of {_INITS}, got {init!r}.")
-        if state_dependence not in _STATE_DEPENDENCE:
-            raise ValueError(
-                f"`state_dependence` must be one of {_STATE_DEPENDENCE}, got "
-                f"{state_dependence!r}."
-            )
+        check_choice("elastance", elastance, _ELASTANCES)
+        check_choice("init", init, _INITS)
+        check_choice("state_dependence", state_dependence, _STATE_DEPENDENCE)
         if state_dependence != "full" and elastance != "none":
             raise ValueError(
                 "The ablations `state_dependence='update'`/`'none'` make A or b "

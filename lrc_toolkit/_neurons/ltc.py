@@ -10,7 +10,7 @@ from ._init import (
     check_sizes,
     default_float,
     inv_softplus,
-    presynaptic_field_diagonal,
+    presynaptic_affine_diagonal,
     uniform,
 )
 from .base import AbstractAffineNeuron
@@ -127,17 +127,7 @@ class LTC(AbstractAffineNeuron):
         num = g_leak * self.v_leak + jnp.sum(act * self.erev, axis=0) + sens_num
         return -den / cm, num / cm
 
-    def field_and_diagonal(self, x, drive):
-        r"""The vector field and its diagonal $\partial f_i / \partial v_i$ in one
-        JVP (no $D \times D$ Jacobian)."""
-        return presynaptic_field_diagonal(_field(self._affine), x, drive)
-
-
-def _field(affine):
-    """`field(x_self, X, drive)` = $A(X) x + b(X)$ from an `affine(X, drive)`."""
-
-    def field(x, X, drive):
-        A, b = affine(X, drive)
-        return A * x + b
-
-    return field
+    def affine_and_diagonal(self, x, drive):
+        r"""The affine form and the diagonals of its Jacobians in one JVP (no
+        $D \times D$ Jacobian)."""
+        return presynaptic_affine_diagonal(self._affine, x, drive)

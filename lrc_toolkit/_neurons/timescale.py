@@ -161,6 +161,16 @@ class TimeScaled(AbstractLiquidNeuron):
         A, b = self.neuron.affine_form(x, drive)
         return self._scaled(A), self._scaled(b)
 
+    def field_and_diagonal(self, x, drive):
+        f, F = self.neuron.field_and_diagonal(x, drive)
+        return self._scaled(f), self._scaled(F)
+
+    def affine_and_diagonal(self, x, drive):
+        affine, diagonals = self.neuron.affine_and_diagonal(x, drive)
+        return tuple(
+            tuple(self._scaled(v) for v in pair) for pair in (affine, diagonals)
+        )
+
     def closed_form_step(
         self, x: Inexact[Array, " D"], drive: PyTree[Array], dt: Real[ArrayLike, ""]
     ) -> Inexact[Array, " D"]:

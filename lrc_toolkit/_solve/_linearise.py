@@ -36,25 +36,31 @@ def linearise(neuron, discretisation, prev, guess, d, dt, method):
     return values, jac
 
 
-def check_diagonal(neuron, discretisation, prev, guess, d, dt, diag):
+def check_diagonal(neuron, discretisation, prev, guess, d, dt, diag=None, *, tie=None):
     """Guard against a neuron declared diagonal that is not (its gradients would be
-    silently wrong). With `diag` the JVP along ones (the row sums of the Jacobian
-    $J$), a JVP along a fixed vector $v$ with distinct entries differs from
-    $v \\odot$ `diag` by $\\sum_{j \\neq i} J_{ij} (v_j - v_i)$, which vanishes (up to
-    rounding) exactly when $J$ is diagonal. One extra JVP of $\\Phi$ on at most 256
-    evenly spaced steps (the structure does not change along the sequence)."""
+    silently wrong, and its step factors would be row sums). With `diag` the JVP
+    along ones (the row sums of the Jacobian $J$), a JVP along a fixed vector $v$
+    with distinct entries differs from $v \\odot$ `diag` by
+    $\\sum_{j \\neq i} J_{ij} (v_j - v_i)$, which vanishes (up to rounding) exactly
+    when $J$ is diagonal. One extra JVP of $\\Phi$ on at most 256 evenly spaced
+    steps (the structure does not change along the sequence), and, when `diag` is
+    not given (the forward pass), the JVP along ones there. Returns `tie` (default
+    `diag`) with the check attached."""
     every = slice(None, None, max(1, prev.shape[0] // 256))
-    prev_s, guess_s, d_s, dt_s, diag_s = jax.tree.map(
-        lambda a: a[every], (prev, guess, d, dt, diag)
-    )
-    v = _probe(prev_s)
+    prev_s, guess_s, d_s, dt_s = jax.tree.map(lambda a: a[every], (prev, guess, d, dt))
     phi = lambda p, g, dd, h: discretisation.newton_step(neuron, p, g, dd, h)
-    _, probe = jax.jvp(lambda p: jax.vmap(phi)(p, guess_s, d_s, dt_s), (prev_s,), (v,))
+    phi_s = lambda p: jax.vmap(phi)(p, guess_s, d_s, dt_s)
+    if diag is None:
+        diag_s = jax.jvp(phi_s, (prev_s,), (jnp.ones_like(prev_s),))[1]
+    else:
+        diag_s = diag[every]
+    v = _probe(prev_s)
+    _, probe = jax.jvp(phi_s, (prev_s,), (v,))
     err = jnp.max(jnp.abs(probe - v * diag_s), initial=0)
-    scale = jnp.max(jnp.abs(diag), initial=0) + 1
+    scale = jnp.max(jnp.abs(diag_s if diag is None else diag), initial=0) + 1
     tol = jnp.sqrt(jnp.finfo(prev.dtype).eps) * scale
     return eqx.error_if(
-        diag,
+        diag if tie is None else tie,
         err > tol,
         f"{type(neuron).__name__} declares jacobian_structure='diagonal', but its step "
         "Jacobian has off-diagonal entries, so the fixed-point gradients would be "

@@ -8,6 +8,7 @@ import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, Inexact
 
 from .._blocks import block_matmul, block_matvec
+from .._checks import check_choice
 
 
 _SCANS = ("auto", "associative", "sequential")
@@ -103,8 +104,7 @@ def linear_recurrence(
         combine = _combine_block
     else:
         raise ValueError(f"Incompatible shapes a: {a.shape}, b: {b.shape}.")
-    if scan not in _SCANS:
-        raise ValueError(f"`scan` must be one of {_SCANS}, got {scan!r}.")
+    check_choice("scan", scan, _SCANS)
     if scan == "auto":
         scan = default_scan()
     if scan == "sequential":

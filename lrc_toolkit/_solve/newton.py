@@ -7,10 +7,11 @@ import jax.numpy as jnp
 from jaxtyping import Array
 
 from .. import _blocks
+from .._checks import check_choice
 from .._solution import RESULTS, Solution
 from ._adjoint import fixed_point_solve
 from ._common import drives, outcome, overflow_bound, shifted
-from ._linearise import check_blocks, linearise
+from ._linearise import check_blocks, check_diagonal, linearise
 from .base import AbstractLiquidSolver
 from .linear_scan import AbstractRecurrence, default_recurrence, SequentialScan
 
@@ -147,10 +148,8 @@ class ParallelNewton(AbstractLiquidSolver):
     chunk_size: int | None = eqx.field(default=None, static=True)
 
     def __check_init__(self):
-        if self.method is not None and self.method not in _METHODS:
-            raise ValueError(
-                f"`method` must be one of {_METHODS}, got {self.method!r}."
-            )
+        if self.method is not None:
+            check_choice("method", self.method, _METHODS)
         if self.max_iters is not None and (
             isinstance(self.max_iters, bool)
             or not isinstance(self.max_iters, int)
@@ -579,10 +578,16 @@ class _Forward(eqx.Module):
             )
             c = jax.tree.map(lambda a, b: jnp.where(diverged, b, a), c, damped)
         X = c.X[:T]
+        # The declared structure, on the forward pass too (sampled steps): a neuron
+        # declared diagonal or block-diagonal that is not is named here, not only
+        # by its gradient.
+        real_steps = jax.tree.map(lambda a: a[:T], (d, dt))
         if self.method == "block":
-            # The declared structure, on the forward pass too (sampled steps).
-            real_steps = jax.tree.map(lambda a: a[:T], (d, dt))
             X = check_blocks(
+                neuron, discretisation, shifted(x0, X), X, *real_steps, tie=X
+            )
+        elif self.method == "newton":
+            X = check_diagonal(
                 neuron, discretisation, shifted(x0, X), X, *real_steps, tie=X
             )
         not_converged = RESULTS.where(

@@ -5,6 +5,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 
+from .._checks import check_choice
 from .._discretise import DiffraxStep
 from .._solution import RESULTS, Solution
 from ._common import (
@@ -71,11 +72,7 @@ class ODE(AbstractLiquidSolver):
                 "`solver` must be a Diffrax solver such as `diffrax.Tsit5()`, got "
                 f"{type(self.solver).__name__}."
             )
-        if self.interpolation not in _INTERPOLATIONS:
-            raise ValueError(
-                f"`interpolation` must be one of {_INTERPOLATIONS}, got "
-                f"{self.interpolation!r}."
-            )
+        check_choice("interpolation", self.interpolation, _INTERPOLATIONS)
         if self.stepsize_controller is not None and not isinstance(
             self.stepsize_controller, diffrax.AbstractStepSizeController
         ):

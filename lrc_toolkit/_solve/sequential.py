@@ -2,10 +2,10 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 
-from .._blocks import block_jacobian, block_size
 from .._solution import Solution
 from ._adjoint import fixed_point_solve
 from ._common import all_finite, drives, outcome, shifted, step_fn
+from ._linearise import check_diagonal
 from .base import AbstractLiquidSolver
 from .linear_scan import default_recurrence
 
@@ -15,11 +15,13 @@ class Sequential(AbstractLiquidSolver):
     another with `jax.lax.scan`: the reference evaluation, $O(TD)$ work and $O(T)$
     depth, and the fastest exact one on a CPU.
 
-    For a diagonal neuron each step also computes, by one JVP along ones, the step
-    factor $\partial\Phi_i/\partial x_i$ and $\partial f_i/\partial x_i$, so that an
+    Each step's factors $\partial\Phi_i/\partial x_i$ (the diagonal of the step
+    Jacobian, from the discretisation's
+    [`step_and_factor`][lrc_toolkit.AbstractDiscretisation.step_and_factor]: one
+    JVP along ones for a diagonal neuron, one for `LTC` and `DenseLRC` under
+    `Euler`) and $\partial f_i/\partial x_i$ are computed too, so that an
     unstable explicit step is reported (`RESULTS.unstable_step`) and
-    `stats["max_factor"]` is the largest $|\partial\Phi_i/\partial x_i|$ (for a
-    dense neuron the diagonal of the step Jacobian, $D$ JVPs per step).
+    `stats["max_factor"]` is the largest $|\partial\Phi_i/\partial x_i|$.
 
     **Arguments:**
 
@@ -52,15 +54,21 @@ class _Scan(eqx.Module):
     def __call__(self, neuron, x0, inputs, dt):
         phi = step_fn(neuron, self.discretisation)
         real = jnp.finfo(x0.dtype).dtype
-        probe = self.check_stability and neuron.jacobian_structure == "diagonal"
-        # For an explicit step the factors are computed after the scan, for all
-        # steps at once (one vectorised JVP along ones, the same arithmetic as
-        # inside the scan): the scan body stays the bare step, which on a CPU is
-        # several times cheaper than carrying a JVP and running maxima through
-        # every iteration. An implicit step (a root find per step) is probed
-        # inside the scan, so its root finds run once.
-        in_scan = probe and self.discretisation.implicit
+        diagonal = neuron.jacobian_structure == "diagonal"
+        implicit = self.discretisation.implicit
+        # Where the step factors are computed. For a diagonal neuron's explicit step
+        # after the scan, for all steps at once (the scan body stays the bare step,
+        # which on a CPU is several times cheaper than carrying a JVP and running
+        # maxima through every iteration); for its implicit step inside the scan,
+        # so that the root finds run once. For a dense or block neuron's explicit
+        # step inside the scan: vectorised over all steps its per-step (D, D)
+        # intermediates would not stay in cache. (An implicit step of a dense or
+        # block neuron is A-stable: nothing to check.)
+        in_scan = self.check_stability and diagonal == implicit
+        after_scan = self.check_stability and diagonal and not implicit
         d = drives(neuron, inputs)
+        # The step's output shape and dtype, checked once at trace time.
+        jax.eval_shape(phi, x0, jax.tree.map(lambda a: a[0], d), dt[0])
 
         def body(carry, d_and_dt):
             x, max_factor, unstable = carry
@@ -68,7 +76,7 @@ class _Scan(eqx.Module):
             if not in_scan:
                 x_new = phi(x, d, h)
                 return (x_new, max_factor, unstable), x_new
-            x_new, factor = jax.jvp(lambda p: phi(p, d, h), (x,), (jnp.ones_like(x),))
+            x_new, factor = self.discretisation.step_and_factor(neuron, x, d, h)
             factor = jax.lax.stop_gradient(factor)
             # Elementwise running maxima (reduced once at the end): no per-step
             # reductions, so the check fuses with the step.
@@ -79,35 +87,20 @@ class _Scan(eqx.Module):
         D = x0.shape[0]
         init = (x0, jnp.full((D,), jnp.nan, real), jnp.zeros((D,), bool))
         (_, max_factor, unstable), states = jax.lax.scan(body, init, (d, dt))
-        if probe and not in_scan:
+        if after_scan:
             prev = jax.lax.stop_gradient(shifted(x0, states))
             d_, dt_ = jax.lax.stop_gradient((d, dt))
-            factor = jax.jvp(
-                lambda p: jax.vmap(phi)(p, d_, dt_), (prev,), (jnp.ones_like(prev),)
-            )[1]
+            step_and_factor = lambda p, dd, h: self.discretisation.step_and_factor(
+                neuron, p, dd, h
+            )
+            _, factor = jax.vmap(step_and_factor)(prev, d_, dt_)
             factor = jax.lax.stop_gradient(factor)
+            # A neuron declared diagonal that is not: its factors would be row sums
+            # (and the fixed-point gradients wrong). Named here (sampled steps).
+            states = check_diagonal(
+                neuron, self.discretisation, prev, states, d_, dt_, factor, tie=states
+            )
             # As the running maxima: NaN steps skipped per component (fmax).
-            max_factor = jnp.nanmax(jnp.abs(factor).astype(real), axis=0)
-            unstable = self.discretisation.unstable(neuron, prev, d_, dt_, factor)
-        if (
-            self.check_stability
-            and neuron.jacobian_structure != "diagonal"
-            and not self.discretisation.implicit
-        ):
-            # A dense neuron: the diagonal of each step's Jacobian (D JVPs per step,
-            # vectorised over the steps), so that the same fault gives the same
-            # outcome as in `ParallelNewton`, whose dense linearisation has it.
-            prev = jax.lax.stop_gradient(shifted(x0, states))
-            d_, dt_ = jax.lax.stop_gradient((d, dt))
-            if neuron.jacobian_structure == "block":  # k JVPs, no D x D array
-                step_all = lambda p: jax.vmap(phi)(p, d_, dt_)
-                _, jac = block_jacobian(step_all, prev, block_size(neuron))
-            else:
-                jac = jax.vmap(jax.jacfwd(phi, holomorphic=jnp.iscomplexobj(prev)))(
-                    prev, d_, dt_
-                )
-            factor = jnp.diagonal(jax.lax.stop_gradient(jac), axis1=-2, axis2=-1)
-            factor = factor.reshape(prev.shape)
             max_factor = jnp.nanmax(jnp.abs(factor).astype(real), axis=0)
             unstable = self.discretisation.unstable(neuron, prev, d_, dt_, factor)
         max_factor, unstable = jnp.max(max_factor), jnp.any(unstable)

@@ -4,7 +4,8 @@ stands for."""
 import jax.numpy as jnp
 import jax.random as jr
 
-from .._discretise import AbstractDiscretisation
+from .._checks import check_choice
+from .._discretise import AbstractDiscretisation, ClosedForm
 from .._neurons.base import AbstractLiquidNeuron
 from .._neurons.registry import NEURONS
 from .._neurons.timescale import TimeScaled
@@ -45,18 +46,12 @@ def check_arguments(
             "`lrc_toolkit.ParallelNewton()`, `Sequential()` or "
             f"`ODE(diffrax.Euler())`, got {solver!r}."
         )
-    if task not in TASKS:
-        raise ValueError(f"`task` must be one of {TASKS}, got {task!r}.")
-    if activation not in ACTIVATIONS:
-        raise ValueError(
-            f"`activation` must be one of {tuple(ACTIVATIONS)}, got {activation!r}."
-        )
-    if residual not in RESIDUALS:
-        raise ValueError(f"`residual` must be one of {RESIDUALS}, got {residual!r}.")
-    if init not in INITS:
-        raise ValueError(f"`init` must be one of {INITS}, got {init!r}.")
-    if readout is not None and readout not in READOUTS:
-        raise ValueError(f"`readout` must be one of {READOUTS}, got {readout!r}.")
+    check_choice("task", task, TASKS)
+    check_choice("activation", activation, ACTIVATIONS)
+    check_choice("residual", residual, RESIDUALS)
+    check_choice("init", init, INITS)
+    if readout is not None:
+        check_choice("readout", readout, READOUTS)
     if time_scales is not None:
         ok = isinstance(time_scales, tuple | list) and len(time_scales) == 2
         ok = ok and all(
@@ -152,3 +147,21 @@ def time_scaled(factory, scale_range: tuple[float, float]):
 def unwrapped(neuron):
     """The neuron inside a [`TimeScaled`][lrc_toolkit.TimeScaled] (or `neuron`)."""
     return neuron.neuron if isinstance(neuron, TimeScaled) else neuron
+
+
+def chosen_discretisation(neuron, discretisation):
+    """The model's discretisation: `discretisation`, or the neuron's default when it
+    is `None`; a closed-form cell (CfC) is evaluated by its closed form and only
+    such a cell is (a neuron defined by its vector field has none)."""
+    default = neuron.default_discretisation()
+    if discretisation is None:
+        return default
+    if isinstance(default, ClosedForm) != isinstance(discretisation, ClosedForm):
+        raise ValueError(
+            f"{type(unwrapped(neuron)).__name__} is "
+            + ("" if isinstance(default, ClosedForm) else "not ")
+            + "a closed-form cell: use `discretisation=ClosedForm()` with closed-"
+            "form cells (CfC) and only with them; got "
+            f"{type(discretisation).__name__}."
+        )
+    return discretisation

@@ -8,8 +8,13 @@ unknown key refused) without a second list to keep."""
 
 import inspect
 import json
+from collections.abc import Mapping
 from typing import Any
 
+import equinox as eqx
+from jaxtyping import PRNGKeyArray
+
+from .._neurons.registry import NeuronFactory
 from ._solver_config import (
     discretisation_from_config,
     discretisation_to_config,
@@ -67,3 +72,41 @@ def model_from_config(cls, config: dict[str, Any], *, key, neurons):
         for name, value in config.items()
     }
     return cls(**arguments, neurons=neurons, key=key)
+
+
+class Configurable(eqx.Module):
+    """`config` and `from_config` (a base class of the model)."""
+
+    @property
+    def config(self) -> dict[str, Any] | None:
+        """The constructor arguments as a JSON-serialisable dict (the solver and the
+        discretisation included), from which
+        [`LrcSSM.from_config`][lrc_toolkit.models.LrcSSM.from_config] rebuilds the
+        model's structure; `None` if the neuron was given as a factory or the solver
+        or discretisation cannot be recorded (a custom one, a sharded recurrence;
+        then pass a template model to
+        [`load_checkpoint`][lrc_toolkit.training.load_checkpoint])."""
+        return model_config(self)
+
+    @classmethod
+    def from_config(
+        cls,
+        config: dict[str, Any],
+        *,
+        key: PRNGKeyArray,
+        neurons: Mapping[str, NeuronFactory] | None = None,
+    ) -> "Configurable":
+        """Build a model from [`LrcSSM.config`][lrc_toolkit.models.LrcSSM.config].
+
+        **Arguments:**
+
+        - `config`: the dict.
+        - `key`: a `jax.random.key` for the (fresh) parameters.
+        - `neurons`: the extra named neurons the model was built with (a config
+            never imports code by itself).
+
+        **Returns:**
+
+        An `LrcSSM`.
+        """
+        return model_from_config(cls, config, key=key, neurons=neurons)

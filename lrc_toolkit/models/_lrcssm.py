@@ -3,7 +3,7 @@ pass and the streaming use are its base classes, in `_forward.py` and
 `_streaming.py`)."""
 
 from collections.abc import Mapping, Sequence
-from typing import Any, Literal
+from typing import Literal
 
 import equinox as eqx
 import jax.numpy as jnp
@@ -12,19 +12,23 @@ from jaxtyping import PRNGKeyArray
 
 from .._discretise import AbstractDiscretisation
 from .._neurons._init import default_float
-from .._neurons.cfc import ClosedForm
 from .._neurons.registry import NeuronFactory
 from .._solve.base import AbstractLiquidSolver
 from .._solve.newton import ParallelNewton
-from ._arguments import check_arguments, neuron_factory, time_scaled, unwrapped
+from ._arguments import (
+    check_arguments,
+    chosen_discretisation,
+    neuron_factory,
+    time_scaled,
+)
 from ._block import LiquidBlock
-from ._config import model_config, model_from_config
+from ._config import Configurable
 from ._forward import SequenceForward
 from ._mlp import mlp
 from ._streaming import Streaming
 
 
-class LrcSSM(SequenceForward, Streaming):
+class LrcSSM(SequenceForward, Streaming, Configurable):
     r"""The LrcSSM sequence model (Farsang et al., 2025, Figure 1).
 
     Per time step, an input encoder (MLP) maps $u_t \in \mathbb{R}^P$ to the hidden
@@ -249,22 +253,10 @@ class LrcSSM(SequenceForward, Streaming):
         self.norm_affine = norm_affine
         self.residual = residual
         self.init = init
-        neuron = self.blocks[0].neuron
-        default = neuron.default_discretisation()
-        if discretisation is None:
-            discretisation = default
-        elif isinstance(default, ClosedForm) != isinstance(discretisation, ClosedForm):
-            # A cell defined by its closed-form step (CfC) is evaluated by it; a
-            # neuron defined by its vector field has no closed form.
-            raise ValueError(
-                f"{type(unwrapped(neuron)).__name__} is "
-                + ("" if isinstance(default, ClosedForm) else "not ")
-                + "a closed-form cell: use `discretisation=ClosedForm()` with closed-"
-                "form cells (CfC) and only with them; got "
-                f"{type(discretisation).__name__}."
-            )
         self.solver = solver
-        self.discretisation = discretisation
+        self.discretisation = chosen_discretisation(
+            self.blocks[0].neuron, discretisation
+        )
         self.input_size = input_size
         self.num_outputs = num_outputs
         self.hidden_size = hidden_size
@@ -282,37 +274,3 @@ class LrcSSM(SequenceForward, Streaming):
     def dtype(self) -> jnp.dtype:
         """The floating dtype of the parameters."""
         return jnp.dtype(self.dtype_name)
-
-    @property
-    def config(self) -> dict[str, Any] | None:
-        """The constructor arguments as a JSON-serialisable dict (the solver and the
-        discretisation included), from which
-        [`LrcSSM.from_config`][lrc_toolkit.models.LrcSSM.from_config] rebuilds the
-        model's structure; `None` if the neuron was given as a factory or the solver
-        or discretisation cannot be recorded (a custom one, a sharded recurrence;
-        then pass a template model to
-        [`load_checkpoint`][lrc_toolkit.training.load_checkpoint])."""
-        return model_config(self)
-
-    @classmethod
-    def from_config(
-        cls,
-        config: dict[str, Any],
-        *,
-        key: PRNGKeyArray,
-        neurons: Mapping[str, NeuronFactory] | None = None,
-    ) -> "LrcSSM":
-        """Build a model from [`LrcSSM.config`][lrc_toolkit.models.LrcSSM.config].
-
-        **Arguments:**
-
-        - `config`: the dict.
-        - `key`: a `jax.random.key` for the (fresh) parameters.
-        - `neurons`: the extra named neurons the model was built with (a config
-            never imports code by itself).
-
-        **Returns:**
-
-        An `LrcSSM`.
-        """
-        return model_from_config(cls, config, key=key, neurons=neurons)

@@ -2,6 +2,7 @@ import dataclasses
 import math
 from typing import Any
 
+from .._checks import check_choice
 from ._stopping import EarlyStopping
 
 
@@ -97,10 +98,7 @@ class TrainConfig:
             _check_int("perfect_patience", self.perfect_patience, 0)
         if self.time_budget is not None:
             _check_positive("time_budget", self.time_budget)
-        if self.schedule not in SCHEDULES:
-            raise ValueError(
-                f"`schedule` must be one of {SCHEDULES}, got {self.schedule!r}."
-            )
+        check_choice("schedule", self.schedule, SCHEDULES)
         _check_int("warmup_epochs", self.warmup_epochs, 0)
         if self.warmup_epochs >= self.epochs and self.schedule == "cosine":
             raise ValueError(
