@@ -979,3 +979,45 @@ def test_optimiser_shared_across_runs_that_differ_only_in_length():
     c = TrainConfig(epochs=3, schedule="cosine")
     d = TrainConfig(epochs=50, schedule="cosine")
     assert make_optimiser(c, 5) is not make_optimiser(d, 5)
+
+
+def test_each_epoch_visits_the_data_in_its_own_seeded_order(monkeypatch):
+    """The batches of epoch e hold the training sequences in the documented order,
+    `jr.permutation(fold_in(key(seed), e), n)` for e = 1, 2, ... (read off the
+    sequences the train step receives, not off the order passed around): a new
+    order each epoch, every sequence once per epoch, the same for the same seed
+    and another for another seed. (A resume test cannot see a shuffle bug that
+    both runs share.)"""
+    from lrc_toolkit.training import _steps
+
+    visits = []
+    real_step = _steps.train_step
+
+    def recording_step(model, opt_state, optimiser, objective, batch, weight):
+        x = np.asarray(batch[0])
+        for row, w in zip(x, np.asarray(weight)):
+            if w > 0:
+                hits = np.flatnonzero(np.all(TRAIN.x == row, axis=(1, 2)))
+                assert hits.size == 1
+                visits.append(int(hits[0]))
+        return real_step(model, opt_state, optimiser, objective, batch, weight)
+
+    monkeypatch.setattr(_steps, "train_step", recording_step)
+    n = len(TRAIN.y)
+
+    def orders(seed):
+        visits.clear()
+        config = TrainConfig(
+            epochs=3, batch_size=8, learning_rate=1e-2, patience=5, seed=seed
+        )
+        fit(_model(), TRAIN, VAL, config=config, progress=False)
+        assert len(visits) == 3 * n
+        return [visits[e * n : (e + 1) * n] for e in range(3)]
+
+    first = orders(7)
+    for epoch, order in enumerate(first, start=1):
+        expected = np.asarray(jr.permutation(jr.fold_in(jr.key(7), epoch), n))
+        assert order == expected.tolist(), epoch
+    assert len({tuple(o) for o in first}) == 3  # a new order every epoch
+    assert orders(7) == first
+    assert orders(8) != first

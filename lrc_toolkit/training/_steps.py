@@ -178,8 +178,9 @@ def _eval_step(model, objective, batch, weight):
     return _sums(objective, model, *batch, weight)
 
 
-def summarise(loss_sum: float, metric_sums: dict, n: int) -> dict:
-    """Means over `n` examples: `{"loss", <metrics>..., "num_examples"}`."""
+def summarise(loss_sum, metric_sums: dict, n: int) -> dict:
+    """Means over `n` examples: `{"loss", <metrics>..., "num_examples"}` (the sums
+    may be device arrays: read here, once)."""
     means = {k: float(v) / n for k, v in metric_sums.items()}
     return {"loss": float(loss_sum) / n, **means, "num_examples": n}
 
@@ -192,8 +193,8 @@ def evaluate_arrays(model, objective, arrays: Arrays, batch_size, mesh=None) -> 
     for idx, weight in batches(n, batch_size, np.arange(n)):
         *batch, weight = to_devices(mesh, (*arrays.take(idx), weight))
         l, m = _eval_step(model, objective, tuple(batch), weight)
-        loss_sum += float(l)
-        metric_sums = {k: metric_sums.get(k, 0.0) + float(v) for k, v in m.items()}
+        loss_sum = loss_sum + l
+        metric_sums = {k: metric_sums.get(k, 0.0) + v for k, v in m.items()}
     return summarise(loss_sum, metric_sums, n)
 
 
@@ -208,8 +209,10 @@ def train_epoch(
         model, opt_state, l, m = train_step(
             model, opt_state, optimiser, objective, tuple(batch), weight
         )
-        loss_sum += float(l)
-        metric_sums = {k: metric_sums.get(k, 0.0) + float(v) for k, v in m.items()}
+        # Summed on the device: no host sync per batch (asynchronous dispatch runs
+        # ahead); `summarise` reads the sums once per epoch.
+        loss_sum = loss_sum + l
+        metric_sums = {k: metric_sums.get(k, 0.0) + v for k, v in m.items()}
     return model, opt_state, summarise(loss_sum, metric_sums, len(arrays))
 
 
