@@ -17,6 +17,8 @@ from .linear_scan import AbstractRecurrence, default_recurrence, SequentialScan
 
 
 _METHODS = ("newton", "quasi", "dense")
+# The default iteration limit of an implicit step on a sequence shorter than it.
+_MIN_IMPLICIT_ITERS = 64
 
 
 def default_tolerances(dtype) -> tuple[float, float]:
@@ -89,7 +91,8 @@ class ParallelNewton(AbstractLiquidSolver):
         on a contracting iteration, when the error estimate
         $\theta/(1-\theta)\,|x^{(k+1)} - x^{(k)}|$ ($\theta$ the ratio of the last two
         updates) is within it. Defaults: $10^{-5}$ in float32, $10^{-9}$ in float64.
-    - `max_iters`: the iteration limit; default $T$ (enough for an explicit step),
+    - `max_iters`: the iteration limit; default $T$ (enough for an explicit step;
+        at least 64 for an implicit one, whose short sequences need more),
         counted afresh after each restart of the automatic damping.
     - `damping`: a radius $\rho$: clip every step's Jacobian to norm $\le \rho$
         before the scan, so a locally expanding recurrence cannot overflow the
@@ -422,7 +425,14 @@ class _Forward(eqx.Module):
         default_rtol, default_atol = default_tolerances(x0.dtype)
         rtol = default_rtol if solver.rtol is None else solver.rtol
         atol = default_atol if solver.atol is None else solver.atol
-        max_iters = T if solver.max_iters is None else solver.max_iters
+        if solver.max_iters is not None:
+            max_iters = solver.max_iters
+        elif discretisation.implicit:
+            # T iterations make an explicit recurrence exact; an implicit step's
+            # states are roots, which a short sequence does not bound.
+            max_iters = max(T, _MIN_IMPLICIT_ITERS)
+        else:
+            max_iters = T
         real = jnp.finfo(x0.dtype).dtype
         auto = solver.damping is None
         radius0 = math.inf if auto else solver.damping
