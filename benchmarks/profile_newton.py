@@ -35,8 +35,7 @@ from _common import (
 )
 
 import lrc_toolkit as lt
-from lrc_toolkit._solve._common import drives, shifted
-from lrc_toolkit._solve._linearise import check_diagonal, linearise
+from lrc_toolkit._solve._linearise import check_diagonal, drives, linearise, shifted
 from lrc_toolkit._solve.newton import _Sweep
 
 

@@ -7,12 +7,8 @@ from jaxtyping import Array, ArrayLike, Inexact, PRNGKeyArray
 from ._blocks import block_size
 from ._discretise import AbstractDiscretisation, Euler
 from ._neurons.base import AbstractLiquidNeuron
-from ._solve._common import (
-    check_discretisation,
-    check_neuron,
-    drives,
-    validate,
-)
+from ._solve._linearise import drives
+from ._solve._validate import check_discretisation, check_neuron, validate
 
 
 def _param_dtype(neuron) -> jnp.dtype:

@@ -6,7 +6,8 @@ from jaxtyping import Array, ArrayLike, Float, Inexact, PRNGKeyArray, PyTree, Re
 
 from ._discretise import AbstractDiscretisation
 from ._neurons.base import AbstractLiquidNeuron
-from ._solve._common import check_discretisation, drives, shifted, validate
+from ._solve._linearise import drives, shifted
+from ._solve._validate import check_discretisation, validate
 
 
 def _check_count(name: str, value, limit: int | None = None) -> int:

@@ -3,8 +3,14 @@ import jax
 import jax.numpy as jnp
 
 from .._blocks import transpose
-from ._common import drives, shifted
-from ._linearise import check_blocks, check_diagonal, linearise
+from ._linearise import (
+    check_blocks,
+    check_diagonal,
+    drives,
+    linearise,
+    newton_map,
+    shifted,
+)
 
 
 # The exact linearisation of each declared Jacobian structure.
@@ -63,9 +69,8 @@ def _bwd(states, grad_obj, perturbed, vjp_arg, forward, discretisation, recurren
     lam = recurrence(next_jac, g_states, reverse=True)
 
     def all_steps(neuron, prev, inputs, dt):
-        return jax.vmap(
-            lambda p, g, dd, h: discretisation.newton_step(neuron, p, g, dd, h)
-        )(prev, states, drives(neuron, inputs), dt)
+        step = newton_map(neuron, discretisation, states, drives(neuron, inputs), dt)
+        return step(prev)
 
     _, vjp = eqx.filter_vjp(all_steps, neuron, prev, inputs, dt)
     g_neuron, g_prev, g_inputs, g_dt = vjp(lam)

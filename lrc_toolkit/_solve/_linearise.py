@@ -1,8 +1,58 @@
+"""The step map $\\Phi$ of a discretised neuron along a sequence, and its Jacobians
+with respect to the previous state (diagonal, block or dense): what the Newton
+solver, the adjoint and the stability checks linearise."""
+
+import functools
+
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+from jaxtyping import Array, PyTree
 
 from .._blocks import block_jacobian, block_matvec, block_size
+from .._neurons.base import AbstractLiquidNeuron
+
+
+def drives(neuron: AbstractLiquidNeuron, inputs) -> PyTree[Array]:
+    """`neuron.drive` at every time step: the input-only terms, computed once."""
+    return jax.vmap(neuron.drive)(inputs)
+
+
+def step_fn(neuron, discretisation):
+    """The map $\\Phi(x, d, \\Delta t)$ with output dtype checked against `x`."""
+
+    def phi(x, d, dt):
+        out = discretisation.step(neuron, x, d, dt)
+        if out.shape != x.shape or out.dtype != x.dtype:
+            raise ValueError(
+                f"{type(neuron).__name__}'s vector field returned shape {out.shape} and "
+                f"dtype {out.dtype} for a state of shape {x.shape} and dtype {x.dtype}; "
+                "`vector_field(x, u)` must return an array of the same shape and dtype "
+                "as `x`."
+            )
+        return out
+
+    return phi
+
+
+def shifted(x0: Array, states: Array) -> Array:
+    """$(x_0, x_1, \\dots, x_{T-1})$: the state each step starts from."""
+    return jnp.concatenate([x0[None], states[:-1]], axis=0)
+
+
+def diagonal_factors(neuron, discretisation, prev, states, d, dt):
+    r"""The diagonal step factors $\partial\Phi_i/\partial x_i$ at every step, by
+    one JVP along ones (exact for a diagonal neuron)."""
+    step = newton_map(neuron, discretisation, states, d, dt)
+    return jax.jvp(step, (prev,), (jnp.ones_like(prev),))[1]
+
+
+def newton_map(neuron, discretisation, guess, d, dt):
+    """The step map of every step at once, as a function of the previous states:
+    `prev -> (newton_step(neuron, prev_t, guess_t, d_t, dt_t))_t`, with `guess` the
+    states an implicit step is linearised around (ignored by an explicit one)."""
+    step = functools.partial(discretisation.newton_step, neuron)
+    return lambda prev: jax.vmap(step)(prev, guess, d, dt)
 
 
 def linearise(neuron, discretisation, prev, guess, d, dt, method):
@@ -16,8 +66,8 @@ def linearise(neuron, discretisation, prev, guess, d, dt, method):
     formed in either case. `method="quasi"` on a block neuron takes the diagonal of
     its blocks.
     """
-    phi = lambda p, g, dd, h: discretisation.newton_step(neuron, p, g, dd, h)
-    phi_all = lambda p: jax.vmap(phi)(p, guess, d, dt)
+    phi = functools.partial(discretisation.newton_step, neuron)
+    phi_all = newton_map(neuron, discretisation, guess, d, dt)
     if method == "newton":
         return jax.jvp(phi_all, (prev,), (jnp.ones_like(prev),))
     if method == "block" or (
@@ -48,8 +98,7 @@ def check_diagonal(neuron, discretisation, prev, guess, d, dt, diag=None, *, tie
     `diag`) with the check attached."""
     every = slice(None, None, max(1, prev.shape[0] // 256))
     prev_s, guess_s, d_s, dt_s = jax.tree.map(lambda a: a[every], (prev, guess, d, dt))
-    phi = lambda p, g, dd, h: discretisation.newton_step(neuron, p, g, dd, h)
-    phi_s = lambda p: jax.vmap(phi)(p, guess_s, d_s, dt_s)
+    phi_s = newton_map(neuron, discretisation, guess_s, d_s, dt_s)
     if diag is None:
         diag_s = jax.jvp(phi_s, (prev_s,), (jnp.ones_like(prev_s),))[1]
     else:
@@ -80,8 +129,7 @@ def check_blocks(neuron, discretisation, prev, guess, d, dt, blocks=None, *, tie
     (default `blocks`) with the check attached."""
     every = slice(None, None, max(1, prev.shape[0] // 256))
     prev_s, guess_s, d_s, dt_s = jax.tree.map(lambda a: a[every], (prev, guess, d, dt))
-    phi = lambda p, g, dd, h: discretisation.newton_step(neuron, p, g, dd, h)
-    phi_s = lambda p: jax.vmap(phi)(p, guess_s, d_s, dt_s)
+    phi_s = newton_map(neuron, discretisation, guess_s, d_s, dt_s)
     if blocks is None:
         blocks_s = block_jacobian(phi_s, prev_s, block_size(neuron))[1]
     else:

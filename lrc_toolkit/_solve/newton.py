@@ -10,8 +10,8 @@ from .. import _blocks
 from .._checks import check_choice
 from .._solution import RESULTS, Solution
 from ._adjoint import fixed_point_solve
-from ._common import drives, outcome, overflow_bound, shifted
-from ._linearise import check_blocks, check_diagonal, linearise
+from ._linearise import check_blocks, check_diagonal, drives, linearise, shifted
+from ._outcome import outcome, overflow_bound
 from .base import AbstractLiquidSolver
 from .linear_scan import AbstractRecurrence, default_recurrence, SequentialScan
 

@@ -8,14 +8,8 @@ import jax.numpy as jnp
 from .._checks import check_choice
 from .._discretise import DiffraxStep
 from .._solution import RESULTS, Solution
-from ._common import (
-    all_finite,
-    diagonal_factors,
-    drives,
-    outcome,
-    shifted,
-    stability_stats,
-)
+from ._linearise import diagonal_factors, drives, shifted
+from ._outcome import all_finite, outcome, stability_stats
 from .base import AbstractLiquidSolver
 
 

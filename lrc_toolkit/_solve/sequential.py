@@ -4,8 +4,8 @@ import jax.numpy as jnp
 
 from .._solution import Solution
 from ._adjoint import fixed_point_solve
-from ._common import all_finite, drives, outcome, shifted, step_fn
-from ._linearise import check_diagonal
+from ._linearise import check_diagonal, drives, shifted, step_fn
+from ._outcome import all_finite, outcome
 from .base import AbstractLiquidSolver
 from .linear_scan import default_recurrence
 

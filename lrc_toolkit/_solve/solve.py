@@ -5,7 +5,7 @@ from jaxtyping import ArrayLike
 from .._discretise import AbstractDiscretisation, Euler
 from .._neurons.base import AbstractLiquidNeuron
 from .._solution import Solution
-from ._common import check_discretisation, check_dt, validate
+from ._validate import check_discretisation, check_dt, validate
 from .auto import Auto
 from .base import AbstractLiquidSolver
 from .newton import ParallelNewton

@@ -1,7 +1,10 @@
+"""The checks of a solve's arguments, made once before any solver runs: shapes and
+dtypes at trace time, finiteness and positive steps at run time."""
+
 import equinox as eqx
 import jax
 import jax.numpy as jnp
-from jaxtyping import Array, Inexact, PyTree, Real
+from jaxtyping import Array, Inexact, Real
 
 from .._discretise import AbstractDiscretisation
 from .._neurons.base import AbstractLiquidNeuron
@@ -112,75 +115,4 @@ def check_dt(dt, x0, inputs) -> Real[Array, " T"]:
         ~jnp.all(jnp.isfinite(dt) & (dt > 0)),
         "`dt` must be finite and positive (with `ts`: strictly increasing time "
         "stamps).",
-    )
-
-
-def drives(neuron: AbstractLiquidNeuron, inputs) -> PyTree[Array]:
-    """`neuron.drive` at every time step: the input-only terms, computed once."""
-    return jax.vmap(neuron.drive)(inputs)
-
-
-def step_fn(neuron, discretisation):
-    """The map $\\Phi(x, d, \\Delta t)$ with output dtype checked against `x`."""
-
-    def phi(x, d, dt):
-        out = discretisation.step(neuron, x, d, dt)
-        if out.shape != x.shape or out.dtype != x.dtype:
-            raise ValueError(
-                f"{type(neuron).__name__}'s vector field returned shape {out.shape} and "
-                f"dtype {out.dtype} for a state of shape {x.shape} and dtype {x.dtype}; "
-                "`vector_field(x, u)` must return an array of the same shape and dtype "
-                "as `x`."
-            )
-        return out
-
-    return phi
-
-
-def shifted(x0: Array, states: Array) -> Array:
-    """$(x_0, x_1, \\dots, x_{T-1})$: the state each step starts from."""
-    return jnp.concatenate([x0[None], states[:-1]], axis=0)
-
-
-def overflow_bound(dtype) -> Array:
-    """Past $\\sqrt{\\text{max float}}$ products of states overflow: treated as
-    overflow."""
-    real = jnp.finfo(dtype).dtype
-    return jnp.sqrt(jnp.finfo(real).max).astype(real)
-
-
-def all_finite(states: Array) -> Array:
-    """Whether every state is finite and below the overflow bound."""
-    return jnp.all(jnp.isfinite(states)) & (
-        jnp.max(jnp.abs(states), initial=0) < overflow_bound(states.dtype)
-    )
-
-
-def diagonal_factors(neuron, discretisation, prev, states, d, dt):
-    r"""The diagonal step factors $\partial\Phi_i/\partial x_i$ at every step, by
-    one JVP along ones (exact for a diagonal neuron)."""
-    step = lambda p: jax.vmap(
-        lambda x, g, dd, h: discretisation.newton_step(neuron, x, g, dd, h)
-    )(p, states, d, dt)
-    return jax.jvp(step, (prev,), (jnp.ones_like(prev),))[1]
-
-
-def stability_stats(factor, unstable) -> tuple[Array, Array]:
-    r"""`(max_factor, unstable)`: the largest $|\partial\Phi_i/\partial x_i|$ and
-    whether any component was flagged by the discretisation's `unstable`."""
-    factor, unstable = jax.lax.stop_gradient((factor, unstable))
-    real = jnp.finfo(factor.dtype).dtype
-    return jnp.max(jnp.abs(factor), initial=0).astype(real), jnp.any(unstable)
-
-
-def outcome(finite, unstable, otherwise=None):
-    """The `RESULTS` member for a solve: non-finite beats unstable beats the
-    solver's own outcome (`otherwise`, default successful)."""
-    from .._solution import RESULTS
-
-    otherwise = RESULTS.successful if otherwise is None else otherwise
-    return RESULTS.where(
-        finite,
-        RESULTS.where(unstable, RESULTS.unstable_step, otherwise),
-        RESULTS.nonfinite_states,
     )

@@ -1,0 +1,41 @@
+"""A solve's outcome from its states: finiteness, the step factors' statistics, and
+the `RESULTS` member every solver reports the same way."""
+
+import jax
+import jax.numpy as jnp
+from jaxtyping import Array
+
+
+def overflow_bound(dtype) -> Array:
+    """Past $\\sqrt{\\text{max float}}$ products of states overflow: treated as
+    overflow."""
+    real = jnp.finfo(dtype).dtype
+    return jnp.sqrt(jnp.finfo(real).max).astype(real)
+
+
+def all_finite(states: Array) -> Array:
+    """Whether every state is finite and below the overflow bound."""
+    return jnp.all(jnp.isfinite(states)) & (
+        jnp.max(jnp.abs(states), initial=0) < overflow_bound(states.dtype)
+    )
+
+
+def stability_stats(factor, unstable) -> tuple[Array, Array]:
+    r"""`(max_factor, unstable)`: the largest $|\partial\Phi_i/\partial x_i|$ and
+    whether any component was flagged by the discretisation's `unstable`."""
+    factor, unstable = jax.lax.stop_gradient((factor, unstable))
+    real = jnp.finfo(factor.dtype).dtype
+    return jnp.max(jnp.abs(factor), initial=0).astype(real), jnp.any(unstable)
+
+
+def outcome(finite, unstable, otherwise=None):
+    """The `RESULTS` member for a solve: non-finite beats unstable beats the
+    solver's own outcome (`otherwise`, default successful)."""
+    from .._solution import RESULTS
+
+    otherwise = RESULTS.successful if otherwise is None else otherwise
+    return RESULTS.where(
+        finite,
+        RESULTS.where(unstable, RESULTS.unstable_step, otherwise),
+        RESULTS.nonfinite_states,
+    )
