@@ -37,7 +37,10 @@ class RESULTS(diffrax.RESULTS):  # pyright: ignore
         "iterations. Raise `max_iters`, loosen `rtol`/`atol`, warm-start with `init`, "
         "check that the neuron is stable at this step size (see "
         "`lrc_toolkit.transition_factors`), or use "
-        "`ParallelNewton(fallback=Sequential())`."
+        "`ParallelNewton(fallback=Sequential())`. A positive largest Lyapunov "
+        "exponent along the sequence (`lrc_toolkit.lyapunov_exponent`) means the "
+        "recurrence is unpredictable (e.g. spiking): Newton then needs up to T "
+        "iterations and `Sequential()` is the faster solver."
     )
 
 

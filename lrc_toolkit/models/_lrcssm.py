@@ -52,19 +52,8 @@ class LrcSSM(SequenceForward, Streaming, Configurable):
     logits = jax.vmap(model)(x, mask)          # x (B, T, 6), mask (B, T)
     ```
 
-    ??? cite "Reference"
-
-        ```bibtex
-        @inproceedings{farsang2025parallelization,
-          title={Parallelization of Non-linear State-Space Models: Scaling Up
-                 Liquid-Resistance Liquid-Capacitance Networks for Efficient
-                 Sequence Modeling},
-          author={Farsang, M\'onika and Hasani, Ramin and Rus, Daniela and
-                  Grosu, Radu},
-          booktitle={NeurIPS},
-          year={2025}
-        }
-        ```
+    The model of Farsang, Hasani, Rus and Grosu (NeurIPS 2025); the reference is
+    with [`LRC`][lrc_toolkit.LRC].
     """
 
     encoder: eqx.nn.MLP
