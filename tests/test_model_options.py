@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 import lrc_toolkit as lt
-from lrc_toolkit.models import LrcSSM
+from lrc_toolkit.models import LrcSSM, NEURONS
 from lrc_toolkit.training import fit, TrainConfig
 
 
@@ -185,3 +185,29 @@ def test_cli_records_the_model_options(tmp_path):
     assert main([*argv, "--out", str(tmp_path / "b")]) == 0
     settings = json.loads((tmp_path / "b" / "results.json").read_text())["settings"]
     assert settings["time_scales"] == [1e-3, 1.0] and settings["neuron_init"] is None
+
+
+def _state_response(neuron, steps=300, settle=100):
+    """The std over time of the states under N(0, 1) inputs (what a LayerNorm hands
+    a liquid layer), averaged over the state's (real) components."""
+    u = jr.normal(jr.key(1), (steps, neuron.input_size), jnp.float32)
+    x0 = jnp.zeros(neuron.state_size, getattr(neuron, "state_dtype", jnp.float32))
+    states = lt.solve(
+        neuron, x0, u, dt=1.0, solver=lt.Sequential(),
+        discretisation=neuron.default_discretisation(),
+    ).states[settle:]  # fmt: skip
+    if jnp.iscomplexobj(states):
+        states = jnp.concatenate([states.real, states.imag], axis=-1)
+    return float(jnp.mean(jnp.std(states, axis=0)))
+
+
+@pytest.mark.parametrize("name", ["lrc", "stc", "complex-lrc", "dense-lrc"])
+def test_named_lrc_family_starts_responsive(name):
+    """The registry's LRC family (complex and dense too) starts from the responsive
+    initialisation: its state follows N(0, 1) inputs at dt = 1 (std over time of
+    at least 0.1; the paper's initialisation: about 0.001-0.004)."""
+    make = NEURONS[name]
+    responsive = _state_response(make(8, 8, dtype=jnp.float32, key=jr.key(0)))
+    reference = make(8, 8, init="reference", dtype=jnp.float32, key=jr.key(0))
+    assert responsive >= 0.1
+    assert responsive >= 20 * _state_response(reference)

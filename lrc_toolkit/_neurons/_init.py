@@ -1,3 +1,5 @@
+import math
+
 import jax
 import jax.numpy as jnp
 import jax.random as jr
@@ -55,3 +57,11 @@ def presynaptic_affine_diagonal(affine, x: Array, drive):
     D = x.shape[0]
     X = jnp.broadcast_to(x[:, None], (D, D))
     return jax.jvp(lambda Xs: affine(Xs, drive), (X,), (jnp.eye(D, dtype=x.dtype),))
+
+
+def centred_normal(key: PRNGKeyArray, D: int, P: int, dtype) -> Array:
+    """Input weights of the responsive initialisation: $N(0, 4/P)$ with each row's
+    mean removed, so that $W s_u$ moves by about one unit with the input while its
+    average over inputs is zero (the synapses' mean activation $1/2$ adds no bias)."""
+    w = 2 / math.sqrt(P) * jr.normal(key, (D, P), dtype)
+    return w - jnp.mean(w, axis=1, keepdims=True)

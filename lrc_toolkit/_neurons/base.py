@@ -114,16 +114,9 @@ class AbstractLiquidNeuron(eqx.Module):
         neuron, $k$ JVPs for a block one, the full Jacobian ($D$ JVPs) for a dense
         one; a dense neuron with a cheaper exact form overrides it (`LTC` and
         `DenseLRC`: one JVP)."""
-        from .._blocks import block_jacobian, block_size
+        from .._blocks import value_and_diagonal
 
-        field = lambda p: self.driven_vector_field(p, drive)
-        if self.jacobian_structure == "diagonal":
-            return jax.jvp(field, (x,), (jnp.ones_like(x),))
-        if self.jacobian_structure == "block":
-            f, F = block_jacobian(field, x, block_size(self))
-            return f, jnp.diagonal(F, axis1=-2, axis2=-1).reshape(x.shape)
-        F = jax.jacfwd(field, holomorphic=jnp.iscomplexobj(x))(x)
-        return field(x), jnp.diagonal(F)
+        return value_and_diagonal(lambda p: self.driven_vector_field(p, drive), x, self)
 
     def default_discretisation(self) -> "AbstractDiscretisation":
         """The step that [`LrcSSM`][lrc_toolkit.models.LrcSSM] and `lrc-toolkit

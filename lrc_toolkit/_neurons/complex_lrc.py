@@ -7,13 +7,17 @@ import jax.numpy as jnp
 import jax.random as jr
 from jaxtyping import Array, Float, Inexact, PRNGKeyArray
 
-from .._checks import check_choice
-from ._init import check_sizes, default_float, elastance, uniform
+from ._init import default_float, elastance, uniform
 from .base import AbstractAffineNeuron
+from .lrc import LRC
 
 
 _COMPLEX_CHOICES = ("w_x", "h_x", "sigma_x", "mu_x")
-_ELASTANCES = ("asymmetric", "symmetric", "none")
+# The parameters that are an LRC's (the real parts of the self-synapses among them).
+_REAL_PARAMETERS = (
+    "sigma_u", "mu_u", "g_leak", "e_leak", "W_u", "H_u", "sigma_x", "mu_x", "w_x",
+    "h_x", "kappa", "beta", "half_width",
+)  # fmt: skip
 
 
 def _complex_dtype(real_dtype) -> jnp.dtype:
@@ -103,6 +107,7 @@ class ComplexLRC(AbstractAffineNeuron):
         *,
         complex_parameters: tuple[str, ...] = ("w_x", "h_x", "sigma_x", "mu_x"),
         elastance: Literal["asymmetric", "symmetric", "none"] = "asymmetric",
+        init: Literal["reference", "responsive", "biophysical"] = "reference",
         dtype=None,
         key: PRNGKeyArray,
     ):
@@ -115,6 +120,10 @@ class ComplexLRC(AbstractAffineNeuron):
             best row). An empty tuple gives a real-parameter LRC on a complex state.
         - `elastance`: `"asymmetric"`, `"symmetric"` or `"none"`, as for
             [`LRC`][lrc_toolkit.LRC].
+        - `init`: the real parameters are those of
+            [`LRC`][lrc_toolkit.LRC]`(init=init)`: `"reference"` (default, the
+            paper's), `"responsive"` (the state follows its input from the first
+            step; the model's named complex neurons use it) or `"biophysical"`.
         - `dtype`: the real floating dtype of the parameters (default: JAX's
             default); the state dtype is the matching complex dtype.
         - `key`: a `jax.random.key`.
@@ -126,8 +135,6 @@ class ComplexLRC(AbstractAffineNeuron):
                 f"`complex_parameters` may contain only {_COMPLEX_CHOICES}, got "
                 f"{unknown}."
             )
-        check_choice("elastance", elastance, _ELASTANCES)
-        check_sizes(state_size, input_size)
         dtype = default_float(dtype)
         if not jnp.issubdtype(dtype, jnp.floating):
             raise ValueError(
@@ -135,27 +142,23 @@ class ComplexLRC(AbstractAffineNeuron):
                 f"{dtype}; the state's complex dtype follows from it."
             )
         D, P = state_size, input_size
-        keys = iter(jr.split(key, 20))
+        # The real parameters are an LRC's, initialised as `LRC(init=init)`; the
+        # imaginary parts of the complex self-synapses are small, uniform in
+        # +-1/sqrt(D).
+        key, real_key = jr.split(key)
+        real = LRC(D, P, elastance=elastance, init=init, dtype=dtype, key=real_key)
+        for name in _REAL_PARAMETERS:
+            setattr(self, name, getattr(real, name))
+        keys = iter(jr.split(key, 4))
         r = 1 / math.sqrt(D)
 
-        def ref(shape):
-            return uniform(next(keys), shape, -r, r, dtype)
-
         def imag(name):
-            return ref((D,)) if name in complex_parameters else None
+            if name not in complex_parameters:
+                return None
+            return uniform(next(keys), (D,), -r, r, dtype)
 
-        self.sigma_u, self.mu_u = ref((P,)), ref((P,))
-        self.g_leak, self.e_leak = ref((D,)), ref((D,))
-        self.W_u, self.H_u = ref((D, P)), ref((D, P))
-        self.sigma_x, self.mu_x = ref((D,)), ref((D,))
-        self.w_x, self.h_x = ref((D,)), ref((D,))
         self.sigma_x_imag, self.mu_x_imag = imag("sigma_x"), imag("mu_x")
         self.w_x_imag, self.h_x_imag = imag("w_x"), imag("h_x")
-        if elastance == "none":
-            self.kappa = self.beta = None
-        else:
-            self.kappa, self.beta = ref((D,)), ref((D,))
-        self.half_width = ref((D,)) if elastance == "symmetric" else None
         self.state_size = D
         self.input_size = P
         self.elastance = elastance

@@ -7,7 +7,9 @@ import jax.numpy as jnp
 import jax.random as jr
 from jaxtyping import Array, Float, PRNGKeyArray
 
+from .._checks import check_choice
 from ._init import (
+    centred_normal,
     check_sizes,
     default_float,
     elastance,
@@ -82,19 +84,21 @@ class DenseLRC(AbstractAffineNeuron):
         - `input_size`: the number of input channels $P$.
         - `init`: `"biophysical"` (default: $\sigma \in [3, 8]$, $\mu \in [0.3, 0.8]$,
             weights in $[0.001, 1]$, $g_\text{leak} \in [0.001, 1]$,
-            $e_\text{leak} \in [-0.2, 0.2]$) or `"reference"` (every parameter in
-            $\pm 1/\sqrt{D}$, forget weights in $(0, 1/\sqrt{D}]$).
+            $e_\text{leak} \in [-0.2, 0.2]$), `"reference"` (every parameter in
+            $\pm 1/\sqrt{D}$, forget weights in $(0, 1/\sqrt{D}]$) or
+            `"responsive"` (as [`LRC`][lrc_toolkit.LRC]'s: input synapses centred
+            on standardised inputs, update weights $h^u$ with row means removed
+            and of size $2/\sqrt{P}$, reversal potentials $\pm[0.5, 1.5]$, so
+            that the state follows its input from the first step; the model's
+            named `"dense-lrc"` uses it).
         - `dtype`: the floating dtype of the parameters.
         - `key`: a `jax.random.key`.
         """
-        if init not in ("reference", "biophysical"):
-            raise ValueError(
-                f"`init` must be 'reference' or 'biophysical', got {init!r}."
-            )
+        check_choice("init", init, ("biophysical", "reference", "responsive"))
         check_sizes(state_size, input_size)
         dtype = default_float(dtype)
         D, P = state_size, input_size
-        keys = iter(jr.split(key, 12))
+        keys = iter(jr.split(key, 16))
         r = 1 / math.sqrt(D)
 
         def u(shape, low, high):
@@ -108,6 +112,17 @@ class DenseLRC(AbstractAffineNeuron):
             self.h = u((D, D), -1, 1) / D
             self.h_u = u((P, D), -1, 1) / P
             self.g_leak, self.e_leak = u((D,), 0.001, 1), u((D,), -0.2, 0.2)
+        elif init == "responsive":  # as LRC(init="responsive")
+            self.sigma, self.mu = u((D, D), -r, r), u((D, D), -r, r)
+            self.sigma_u, self.mu_u = u((P, D), 1, 3), u((P, D), -0.5, 0.5)
+            self.w_raw = inv_softplus(u((D, D), 1e-3 * r, r))
+            self.w_u_raw = inv_softplus(u((P, D), 1e-3 * r, r))
+            self.h, self.h_u = (
+                u((D, D), -r, r),
+                centred_normal(next(keys), D, P, dtype).T,
+            )
+            sign = jnp.where(jr.bernoulli(next(keys), 0.5, (D,)), 1, -1).astype(dtype)
+            self.g_leak, self.e_leak = u((D,), -r, r), sign * u((D,), 0.5, 1.5)
         else:
             self.sigma, self.mu = u((D, D), -r, r), u((D, D), -r, r)
             self.sigma_u, self.mu_u = u((P, D), -r, r), u((P, D), -r, r)

@@ -8,21 +8,13 @@ import jax.random as jr
 from jaxtyping import Array, Float, PRNGKeyArray
 
 from .._checks import check_choice
-from ._init import check_sizes, default_float, elastance, uniform
+from ._init import centred_normal, check_sizes, default_float, elastance, uniform
 from .base import AbstractAffineNeuron
 
 
 _ELASTANCES = ("asymmetric", "symmetric", "none")
 _INITS = ("responsive", "reference", "biophysical")
 _STATE_DEPENDENCE = ("full", "update", "none")
-
-
-def _centred_normal(key: PRNGKeyArray, D: int, P: int, dtype) -> Array:
-    """Input weights of the responsive initialisation: $N(0, 4/P)$ with each row's
-    mean removed, so that $W s_u$ moves by about one unit with the input while its
-    average over inputs is zero (the synapses' mean activation $1/2$ adds no bias)."""
-    w = 2 / math.sqrt(P) * jr.normal(key, (D, P), dtype)
-    return w - jnp.mean(w, axis=1, keepdims=True)
 
 
 class LRC(AbstractAffineNeuron):
@@ -167,8 +159,8 @@ class LRC(AbstractAffineNeuron):
             self.g_leak = ref((D,))
             sign = jnp.where(jr.bernoulli(next(keys), 0.5, (D,)), 1, -1).astype(dtype)
             self.e_leak = sign * uniform(next(keys), (D,), 0.5, 1.5, dtype)
-            self.W_u, self.w_x = _centred_normal(next(keys), D, P, dtype), ref((D,))
-            self.H_u, self.h_x = _centred_normal(next(keys), D, P, dtype), ref((D,))
+            self.W_u, self.w_x = centred_normal(next(keys), D, P, dtype), ref((D,))
+            self.H_u, self.h_x = centred_normal(next(keys), D, P, dtype), ref((D,))
         elif init == "reference":
             self.sigma_u, self.mu_u = ref((P,)), ref((P,))
             self.sigma_x, self.mu_x = ref((D,)), ref((D,))

@@ -15,27 +15,32 @@ from .ltc import LTC
 NeuronFactory = Callable[..., AbstractLiquidNeuron]
 
 
-def _lrc(**options) -> NeuronFactory:
-    """An LRC-family entry: the responsive initialisation unless the caller passes
-    `init=` (e.g. `LrcSSM(neuron_init="reference")`, the paper's)."""
+def _responsive(cls, **options) -> NeuronFactory:
+    """An LRC-family entry (`LRC`, `ComplexLRC`, `DenseLRC`): the responsive initialisation
+    unless the caller passes `init=` (e.g. `LrcSSM(neuron_init="reference")`, the
+    paper's)."""
 
     def factory(D, P, *, init="responsive", **kw):
-        return LRC(D, P, init=init, **options, **kw)
+        return cls(D, P, init=init, **options, **kw)
 
     return factory
 
 
+def _lrc(**options) -> NeuronFactory:
+    return _responsive(LRC, **options)
+
+
 # Neurons known by name: a model built from one of these can be rebuilt from its
 # `config` alone (the CLI and checkpoints rely on it). Each entry is called as
-# `factory(state_size, input_size, *, dtype, key)`; the LRC family starts from
-# the responsive initialisation (its state follows its input from the first step;
-# `init="reference"` gives the paper's).
+# `factory(state_size, input_size, *, dtype, key)`; the LRC family (complex too)
+# starts from the responsive initialisation (its state follows its input from the
+# first step; `init="reference"` gives the paper's).
 NEURONS: dict[str, NeuronFactory] = {
     "lrc": _lrc(),
     "lrc-symmetric": _lrc(elastance="symmetric"),
     "lrc-input-elastance": _lrc(input_elastance=True),
     "stc": _lrc(elastance="none"),
-    "dense-lrc": DenseLRC,
+    "dense-lrc": _responsive(DenseLRC),
     "ltc": LTC,
     # The paper's ablations (Tables 8-11): diagonal gated cells, LRC without state
     # dependence in A (and b), complex self-synapses.
@@ -44,13 +49,11 @@ NEURONS: dict[str, NeuronFactory] = {
     "lstm": LSTMNeuron,
     "lrc-au-bxu": _lrc(elastance="none", state_dependence="update"),
     "lrc-au-bu": _lrc(elastance="none", state_dependence="none"),
-    "complex-lrc-gk": lambda D, P, **kw: ComplexLRC(
-        D, P, complex_parameters=("w_x", "h_x"), **kw
+    "complex-lrc-gk": _responsive(ComplexLRC, complex_parameters=("w_x", "h_x")),
+    "complex-lrc-gka": _responsive(
+        ComplexLRC, complex_parameters=("w_x", "h_x", "sigma_x")
     ),
-    "complex-lrc-gka": lambda D, P, **kw: ComplexLRC(
-        D, P, complex_parameters=("w_x", "h_x", "sigma_x"), **kw
-    ),
-    "complex-lrc": ComplexLRC,
+    "complex-lrc": _responsive(ComplexLRC),
     # Closed-form continuous-time cells (Hasani et al., 2022): the model steps them
     # with `ClosedForm()`.
     "cfc": CfC,

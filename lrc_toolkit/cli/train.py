@@ -213,7 +213,8 @@ def add_train_parser(subparsers) -> None:
     arch.add_argument(
         "--neuron-init",
         metavar="NAME",
-        help="initialisation of a named neuron: for the LRC family 'responsive' "
+        help="initialisation of a named neuron: for the LRC family (complex and "
+        "dense too) 'responsive' "
         "(default: the state follows its input from the first step) or "
         "'reference' (the paper's); other neurons: their own options",
     )

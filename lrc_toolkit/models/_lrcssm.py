@@ -153,7 +153,8 @@ class LrcSSM(SequenceForward, Streaming, Configurable):
             (He-uniform weights and zero biases, the reference's).
         - `neuron_init`: the initialisation of a named neuron, passed to it as
             `init=`; `None` (default): the registry's, which for the LRC family
-            is `"responsive"` (the state follows its input from the first step);
+            (its variants, `"complex-lrc*"` and `"dense-lrc"`) is `"responsive"`
+            (the state follows its input from the first step);
             `"reference"` is the paper's. Not allowed with a neuron factory
             (choose the initialisation inside it).
         - `time_scales`: `(low, high)`: every liquid layer learns a time scale per
