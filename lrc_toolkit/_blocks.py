@@ -119,3 +119,16 @@ def block_jacobian(f, x, k: int):
     columns = jax.vmap(lin)(basis)  # (k, ..., D): columns[c][..., n k + r] = J_n[r, c]
     columns = as_blocks(columns, k)  # (k, ..., N, r)
     return value, jnp.moveaxis(columns, 0, -1)  # (..., N, r, c)
+
+
+def value_and_diagonal(f, x, neuron):
+    """`f(x)` and the diagonal of its Jacobian $\\partial f_i/\\partial x_i$, for a
+    map with `neuron`'s declared structure: one JVP along ones (diagonal), $k$ JVPs
+    (blocks of size $k$), the full Jacobian ($D$ JVPs, dense)."""
+    if neuron.jacobian_structure == "diagonal":
+        return jax.jvp(f, (x,), (jnp.ones_like(x),))
+    if neuron.jacobian_structure == "block":
+        value, J = block_jacobian(f, x, block_size(neuron))
+        return value, jnp.diagonal(J, axis1=-2, axis2=-1).reshape(x.shape)
+    J = jax.jacfwd(f, holomorphic=jnp.iscomplexobj(x))(x)
+    return f(x), jnp.diagonal(J)

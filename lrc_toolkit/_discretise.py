@@ -8,7 +8,7 @@ import jax.numpy as jnp
 import lineax as lx
 from jaxtyping import Array, Bool, Inexact, PyTree, Real
 
-from ._blocks import as_blocks, block_jacobian, block_size
+from ._blocks import as_blocks, block_jacobian, block_size, value_and_diagonal
 from ._neurons.base import AbstractAffineNeuron, AbstractLiquidNeuron
 
 
@@ -83,14 +83,7 @@ class AbstractDiscretisation(eqx.Module):
         with a cheaper exact form overrides it (`Euler`: $1 + \Delta t\,
         \partial f_i/\partial x_i$ from the neuron's
         [`field_and_diagonal`][lrc_toolkit.AbstractLiquidNeuron.field_and_diagonal])."""
-        step = lambda p: self.step(neuron, p, drive, dt)
-        if neuron.jacobian_structure == "diagonal":
-            return jax.jvp(step, (x,), (jnp.ones_like(x),))
-        if neuron.jacobian_structure == "block":
-            x_new, J = block_jacobian(step, x, block_size(neuron))
-            return x_new, jnp.diagonal(J, axis1=-2, axis2=-1).reshape(x.shape)
-        J = jax.jacfwd(step, holomorphic=jnp.iscomplexobj(x))(x)
-        return step(x), jnp.diagonal(J)
+        return value_and_diagonal(lambda p: self.step(neuron, p, drive, dt), x, neuron)
 
     def unstable(
         self,
