@@ -15,6 +15,9 @@ from .helpers import python_loop
 
 
 SETTINGS = settings(max_examples=12, deadline=None, derandomize=True)
+# `rho` is a static field of LRC (one compilation per value): three values, each
+# drawn with several seeds and scales.
+RHOS = st.sampled_from((0.5, 0.8, 0.99))
 seeds = st.integers(0, 2**31 - 1)
 scales = st.floats(0.5, 4.0)
 elastances = st.sampled_from(["asymmetric", "symmetric", "none"])
@@ -73,7 +76,7 @@ def _frozen(n, x0, u):
 
 @pytest.mark.slow
 @SETTINGS
-@given(seeds, scales, st.floats(0.5, 0.99))
+@given(seeds, scales, RHOS)
 def test_lemma_1_rho_contraction(seed, scale, rho):
     """Lemma 1: the frozen update x -> λ_t x + b_t with λ_t ≤ ρ (λ_t, b_t taken from
     the LRC along a trajectory) contracts distances by ρ. The frozen recurrence is
@@ -126,7 +129,7 @@ def _adjoint_states(lam, b, x0, w):
 
 @pytest.mark.slow
 @SETTINGS
-@given(seeds, scales, st.floats(0.5, 0.99))
+@given(seeds, scales, RHOS)
 def test_theorem_1_gradient_bound(seed, scale, rho):
     """Theorem 1: with the frozen factors λ_t ≤ ρ, a loss of x_T only has
     ‖∂L/∂x_τ‖ ≤ ρ^(T−τ) ‖∂L/∂x_T‖, checked on the adjoint states computed by the
@@ -168,7 +171,9 @@ def test_true_jacobian_can_exceed_rho():
 
 @pytest.mark.slow
 @SETTINGS
-@given(seeds, scales, st.integers(1, 12))
+# `max_iters` is static (one compilation per value): three values of k, each
+# drawn with several seeds and scales.
+@given(seeds, scales, st.sampled_from((1, 3, 12)))
 def test_first_k_states_exact_after_k_newton_iterations(seed, scale, k):
     n = _neuron(seed, 3 * scale)
     u = _inputs(seed, 25)
