@@ -129,7 +129,8 @@ def ratios(rows):
     return out
 
 
-def main(argv=None):
+def main(argv=None, csv_name: str = "block_newton.csv") -> list[dict]:
+    """Run the grid; returns the rows (also written to `--out`/`csv_name`)."""
     p = parser(__doc__.splitlines()[0])
     p.add_argument("--T", type=int, nargs="*", help="override the T grid")
     p.add_argument(
@@ -166,7 +167,7 @@ def main(argv=None):
         if dense:
             next_T = sorted(grid)[i + 1] if i + 1 < len(grid) else T
             dense_estimate = dense[0]["best_ms"] / 1e3 * next_T / T
-        write_csv(args.out / "block_newton.csv", rows)
+        write_csv(args.out / csv_name, rows)
     for T, r in ratios(rows).items():
         text = ", ".join(f"{k} = {v:.1f}x" for k, v in r.items())
         print(f"T = {T}: {text}")

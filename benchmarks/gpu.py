@@ -33,6 +33,10 @@ or whose compiled memory exceeds the device's limit, is recorded as
 memory anyway is recorded as "skipped: OOM"; timing rounds stop early once a
 configuration's share (`--config-budget`) is spent (`rounds` says how many ran).
 
+**Block Newton.** `benchmarks/block_newton.py` on 64 FitzHugh-Nagumo neurons
+(2 x 2 blocks) at T in {4096, 16384, 65536}: block Newton against dense DEER,
+quasi-DEER and the scan, 60 s on top of the budget (`block_newton_<device>.csv`).
+
 Writes `solver_<device>.csv`, `training_<device>.csv`, `gpu_<device>.png` and
 `summary_<device>.md` to `--out` (the CSVs after every configuration), where
 `<device>` is `jax.devices()[0].device_kind` in lower case with dashes; prints the
@@ -759,6 +763,11 @@ def plot(solver_rows, training_rows, path: Path) -> None:
 # ----------------------------------------------------------------------------------
 
 
+# Block Newton's grid on a device: the issue's T, dense DEER skipped where one call
+# is predicted to exceed 30 s; 60 s in all, on top of `--budget`.
+BLOCK_GRID = ["--T", "4096", "16384", "65536", "--budget", "60", "--dense-limit", "30"]
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--smoke", action="store_true", help="tiny sizes (CPU, < 1 min)")
@@ -793,6 +802,15 @@ def main(argv=None) -> int:
         repeats,
         total,  # with what the solver grid left
         lambda rows: write_csv(training_csv, rows),
+    )
+    # Block Newton on FitzHugh-Nagumo (issue 20): block against dense DEER,
+    # quasi-DEER and the scan, in its own CSV, with BLOCK_BUDGET_S more seconds.
+    import block_newton
+
+    block_newton.main(
+        ["--out", str(out), "--repeats", "1" if args.smoke else "2"]
+        + (["--T", "64", "--budget", "60"] if args.smoke else BLOCK_GRID),
+        csv_name=f"block_newton_{slug}.csv",
     )
     plot(solver_rows, training_rows, out / f"gpu_{slug}.png")
     text = summary(solver_rows, training_rows, suite)

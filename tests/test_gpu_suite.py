@@ -85,6 +85,7 @@ def test_smoke_run(tmp_path):
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "block_newton_cpu.csv",
         "gpu_cpu.png",
         "solver_cpu.csv",
         "summary_cpu.md",
@@ -147,6 +148,13 @@ def test_smoke_run(tmp_path):
         # untrained logits are small: the first loss is near log(classes)
         assert abs(float(r["first_loss"]) - math.log(classes[r["task"]])) < 0.5
         assert float(r["first_loss_diff"]) <= 1e-5
+
+    # block Newton, dense DEER, quasi-DEER and the scan on FitzHugh-Nagumo
+    _, rows = read(tmp_path / "block_newton_cpu.csv")
+    assert sorted(r["solver"] for r in rows) == ["block", "dense", "quasi", "sequential"]
+    for r in rows:
+        assert (r["T"], r["outcome"]) == ("64", "successful"), r
+        assert float(r["err_vs_scan"]) <= 1e-4, r
 
     summary = (tmp_path / "summary_cpu.md").read_text()
     assert summary in proc.stdout
