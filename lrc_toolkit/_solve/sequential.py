@@ -70,12 +70,13 @@ class _Scan(eqx.Module):
         # The step's output shape and dtype, checked once at trace time.
         jax.eval_shape(phi, x0, jax.tree.map(lambda a: a[0], d), dt[0])
 
+        def bare(x, d_and_dt):
+            x_new = phi(x, *d_and_dt)
+            return x_new, x_new
+
         def body(carry, d_and_dt):
             x, max_factor, unstable = carry
             d, h = d_and_dt
-            if not in_scan:
-                x_new = phi(x, d, h)
-                return (x_new, max_factor, unstable), x_new
             x_new, factor = self.discretisation.step_and_factor(neuron, x, d, h)
             factor = jax.lax.stop_gradient(factor)
             # Elementwise running maxima (reduced once at the end): no per-step
@@ -85,8 +86,12 @@ class _Scan(eqx.Module):
             return (x_new, max_factor, unstable), x_new
 
         D = x0.shape[0]
-        init = (x0, jnp.full((D,), jnp.nan, real), jnp.zeros((D,), bool))
-        (_, max_factor, unstable), states = jax.lax.scan(body, init, (d, dt))
+        max_factor, unstable = jnp.full((D,), jnp.nan, real), jnp.zeros((D,), bool)
+        if in_scan:
+            init = (x0, max_factor, unstable)
+            (_, max_factor, unstable), states = jax.lax.scan(body, init, (d, dt))
+        else:  # the bare step alone in the loop: every extra carry costs per step
+            states = jax.lax.scan(bare, x0, (d, dt))[1]
         if after_scan:
             prev = jax.lax.stop_gradient(shifted(x0, states))
             d_, dt_ = jax.lax.stop_gradient((d, dt))
