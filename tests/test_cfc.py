@@ -479,7 +479,7 @@ def test_lrcssm_trains_on_basicmotions_with_named_cfc(tmp_path):
 
 def test_each_neuron_declares_its_default_step():
     """The model and `lrc-toolkit compare` take the step from the neuron's
-    `default_discretisation()` (CfC: its closed form; LTC: the semi-implicit step;
+    `default_discretisation()` (CfC: its closed form; LTC and ComplexLRC: the semi-implicit step;
     the others explicit Euler), through a `TimeScaled` wrapper too, and refuse a
     closed form for a neuron that has none."""
     from lrc_toolkit.cli.compare import _default_discretisation
@@ -489,6 +489,9 @@ def test_each_neuron_declares_its_default_step():
         "cfc": ClosedForm,
         "cfc-diagonal": ClosedForm,
         "ltc": lt.SemiImplicitEuler,
+        "complex-lrc": lt.SemiImplicitEuler,
+        "complex-lrc-gk": lt.SemiImplicitEuler,
+        "complex-lrc-gka": lt.SemiImplicitEuler,
     }
     for name, factory in NEURONS.items():
         neuron = factory(4, 2, key=jax.random.key(0))

@@ -122,8 +122,8 @@ class AbstractLiquidNeuron(eqx.Module):
         """The step that [`LrcSSM`][lrc_toolkit.models.LrcSSM] and `lrc-toolkit
         compare` use for this neuron when none is given: explicit
         [`Euler()`][lrc_toolkit.Euler]. A neuron overrides it when another step is
-        its natural one (`LTC`: the semi-implicit step of `ncps`; `CfC`: its
-        closed form)."""
+        its natural one (`LTC` and `ComplexLRC`: the semi-implicit step; `CfC`:
+        its closed form)."""
         from .._discretise import Euler
 
         return Euler()
