@@ -151,7 +151,12 @@ def test_smoke_run(tmp_path):
 
     # block Newton, dense DEER, quasi-DEER and the scan on FitzHugh-Nagumo
     _, rows = read(tmp_path / "block_newton_cpu.csv")
-    assert sorted(r["solver"] for r in rows) == ["block", "dense", "quasi", "sequential"]
+    assert sorted(r["solver"] for r in rows) == [
+        "block",
+        "dense",
+        "quasi",
+        "sequential",
+    ]
     for r in rows:
         assert (r["T"], r["outcome"]) == ("64", "successful"), r
         assert float(r["err_vs_scan"]) <= 1e-4, r

@@ -166,7 +166,9 @@ def test_complex_state_in_real_arithmetic(getkey):
 
     jacobians = _jacobians(real_step, jnp.zeros(6), u)
     expected = _numpy_qr_exponents(jacobians, 6)
-    full = lt.lyapunov_exponent(neuron, x0, u, num_exponents=6)
+    full = lt.lyapunov_exponent(
+        neuron, x0, u, num_exponents=6, discretisation=lt.Euler()
+    )
     np.testing.assert_allclose(np.sum(full), np.sum(expected), rtol=1e-8)
     np.testing.assert_allclose(full, expected, atol=4 / 150)
     with pytest.raises(ValueError, match="exceeds the dimension of the tangent"):
