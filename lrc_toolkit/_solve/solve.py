@@ -99,6 +99,20 @@ def solve(
             f"got {type(solver).__name__}."
         )
     check_discretisation(discretisation)
+    # Compiled once per neuron structure, solver, step and shapes: called eagerly,
+    # a solve would otherwise trace and compile its loops anew at every call
+    # (about a second each on a CPU). Scalars are made arrays so that a new `dt`
+    # value does not compile again.
+    as_array = lambda a: a if a is None or eqx.is_array(a) else jnp.asarray(a)
+    x0, inputs, dt, ts, init = map(as_array, (x0, inputs, dt, ts, init))
+    sol = _solve(neuron, x0, inputs, solver, dt, ts, discretisation, init)
+    if throw:
+        sol = sol.raise_if_failed()
+    return sol
+
+
+@eqx.filter_jit
+def _solve(neuron, x0, inputs, solver, dt, ts, discretisation, init) -> Solution:
     x0, inputs, _ = validate(neuron, x0, inputs)
     real = jnp.finfo(x0.dtype).dtype
     dt, ts = time_grid(dt, ts, inputs.shape[0], real)
@@ -112,8 +126,6 @@ def solve(
     if init is not None:
         init = jnp.asarray(init, dtype=x0.dtype)
     sol = solver.run(neuron, x0, inputs, dt, ts, discretisation, init)
-    if throw:
-        sol = sol.raise_if_failed()
     return sol
 
 
