@@ -21,7 +21,6 @@ def _release_compiled_programs():
     jax.clear_caches()
 
 
-
 # The longest test files (worker-seconds of the full suite on the 2-core CI
 # machine, most first; `--durations=0` lists them). They run first: with
 # `--dist loadfile` each file goes whole to the next free worker in collection

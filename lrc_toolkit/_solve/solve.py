@@ -61,7 +61,10 @@ def solve(
     [`ParallelNewton`][lrc_toolkit.ParallelNewton]: Newton over the whole sequence
     with a parallel scan); [`ODE`][lrc_toolkit.ODE] integrates
     $dx/dt = f(x, u(t))$ with Diffrax; [`Auto`][lrc_toolkit.Auto] picks the fastest
-    exact one for the backend. Batch with `jax.vmap`.
+    exact one for the backend. Batch with `jax.vmap`. `solve` is compiled
+    (`equinox.filter_jit`, as `diffrax.diffeqsolve`): the first call for a neuron
+    structure, solver, discretisation and array shapes compiles, later calls with
+    new parameter values, inputs or step sizes reuse it.
 
     **Arguments:**
 
