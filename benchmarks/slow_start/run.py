@@ -107,10 +107,12 @@ def run(neuron, setting, seed, epochs, splits):
     try:
         initial = evaluate(model, splits[1])["loss"]
         result = fit(model, *splits, config=config, progress=False)
-    except Exception as e:  # a diverged run is a result too
+    except Exception as e:  # a diverged run is a result too: its RESULTS member
+        solve_error = lt.SolveError.from_exception(e)
+        failed = solve_error.outcome if solve_error else str(e).splitlines()[0][:300]
         return dict(
             neuron=neuron, setting=setting, seed=seed, response=response,
-            initial_val_loss=initial, failed=str(e).splitlines()[-1][:300],
+            initial_val_loss=initial, failed=failed,
         )  # fmt: skip
     return dict(
         neuron=neuron,
