@@ -804,7 +804,7 @@ def main(argv=None) -> int:
         lambda rows: write_csv(training_csv, rows),
     )
     # Block Newton on FitzHugh-Nagumo (issue 20): block against dense DEER,
-    # quasi-DEER and the scan, in its own CSV, with BLOCK_BUDGET_S more seconds.
+    # quasi-DEER and the scan, in its own CSV, 60 s more (BLOCK_GRID).
     import block_newton
 
     block_newton.main(

@@ -24,6 +24,7 @@ Writes OUT/results.json, OUT/summary.md (the table) and OUT/slow_start.png.
 
 import argparse
 import dataclasses
+import inspect
 import json
 import os
 import time
@@ -65,19 +66,12 @@ def make_split(n: int, seed: int):
 
 def build(neuron: str, setting: str, seed: int) -> LrcSSM:
     kwargs = dict(SETTINGS[setting])
-    try:
-        return LrcSSM(
-            1, 2, hidden_size=H, state_size=D, neuron=neuron, dtype=jnp.float32,
-            key=jr.key(seed), **kwargs,
-        )  # fmt: skip
-    except ValueError as e:  # a neuron without an `init` option
-        if "init" not in str(e):
-            raise
-        kwargs.pop("neuron_init")
-        return LrcSSM(
-            1, 2, hidden_size=H, state_size=D, neuron=neuron, dtype=jnp.float32,
-            key=jr.key(seed), **kwargs,
-        )  # fmt: skip
+    if "init" not in inspect.signature(NEURONS[neuron]).parameters:
+        kwargs.pop("neuron_init", None)  # a neuron without an `init` option
+    return LrcSSM(
+        1, 2, hidden_size=H, state_size=D, neuron=neuron, dtype=jnp.float32,
+        key=jr.key(seed), **kwargs,
+    )  # fmt: skip
 
 
 def state_response(model: LrcSSM, seed: int, steps: int = 512) -> float:

@@ -98,7 +98,7 @@ class DenseLRC(AbstractAffineNeuron):
         check_sizes(state_size, input_size)
         dtype = default_float(dtype)
         D, P = state_size, input_size
-        keys = iter(jr.split(key, 16))
+        keys = iter(jr.split(key, 20))
         r = 1 / math.sqrt(D)
 
         def u(shape, low, high):
@@ -112,24 +112,19 @@ class DenseLRC(AbstractAffineNeuron):
             self.h = u((D, D), -1, 1) / D
             self.h_u = u((P, D), -1, 1) / P
             self.g_leak, self.e_leak = u((D,), 0.001, 1), u((D,), -0.2, 0.2)
-        elif init == "responsive":  # as LRC(init="responsive")
-            self.sigma, self.mu = u((D, D), -r, r), u((D, D), -r, r)
-            self.sigma_u, self.mu_u = u((P, D), 1, 3), u((P, D), -0.5, 0.5)
-            self.w_raw = inv_softplus(u((D, D), 1e-3 * r, r))
-            self.w_u_raw = inv_softplus(u((P, D), 1e-3 * r, r))
-            self.h, self.h_u = (
-                u((D, D), -r, r),
-                centred_normal(next(keys), D, P, dtype).T,
-            )
-            sign = jnp.where(jr.bernoulli(next(keys), 0.5, (D,)), 1, -1).astype(dtype)
-            self.g_leak, self.e_leak = u((D,), -r, r), sign * u((D,), 0.5, 1.5)
-        else:
+        else:  # "reference", and the start of "responsive"
             self.sigma, self.mu = u((D, D), -r, r), u((D, D), -r, r)
             self.sigma_u, self.mu_u = u((P, D), -r, r), u((P, D), -r, r)
             self.w_raw = inv_softplus(u((D, D), 1e-3 * r, r))
             self.w_u_raw = inv_softplus(u((P, D), 1e-3 * r, r))
             self.h, self.h_u = u((D, D), -r, r), u((P, D), -r, r)
             self.g_leak, self.e_leak = u((D,), -r, r), u((D,), -r, r)
+        if init == "responsive":  # as LRC(init="responsive"): the input synapses
+            # centred on standardised inputs, the reversal potentials +-[0.5, 1.5]
+            self.sigma_u, self.mu_u = u((P, D), 1, 3), u((P, D), -0.5, 0.5)
+            self.h_u = centred_normal(next(keys), D, P, dtype).T
+            sign = jnp.where(jr.bernoulli(next(keys), 0.5, (D,)), 1, -1).astype(dtype)
+            self.e_leak = sign * u((D,), 0.5, 1.5)
         self.W_eps = u((D, P + D), -r, r)
         self.b_eps = u((D,), -r, r)
         self.state_size = D

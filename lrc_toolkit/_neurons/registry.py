@@ -16,9 +16,9 @@ NeuronFactory = Callable[..., AbstractLiquidNeuron]
 
 
 def _responsive(cls, **options) -> NeuronFactory:
-    """An LRC-family entry (`LRC`, `ComplexLRC`, `DenseLRC`): the responsive initialisation
-    unless the caller passes `init=` (e.g. `LrcSSM(neuron_init="reference")`, the
-    paper's)."""
+    """An LRC-family entry (`LRC`, `ComplexLRC`, `DenseLRC`): the responsive
+    initialisation unless the caller passes `init=` (e.g.
+    `LrcSSM(neuron_init="reference")`, the paper's)."""
 
     def factory(D, P, *, init="responsive", **kw):
         return cls(D, P, init=init, **options, **kw)
@@ -26,20 +26,16 @@ def _responsive(cls, **options) -> NeuronFactory:
     return factory
 
 
-def _lrc(**options) -> NeuronFactory:
-    return _responsive(LRC, **options)
-
-
 # Neurons known by name: a model built from one of these can be rebuilt from its
 # `config` alone (the CLI and checkpoints rely on it). Each entry is called as
-# `factory(state_size, input_size, *, dtype, key)`; the LRC family (complex too)
-# starts from the responsive initialisation (its state follows its input from the
-# first step; `init="reference"` gives the paper's).
+# `factory(state_size, input_size, *, dtype, key)`; the LRC family (complex and
+# dense too) starts from the responsive initialisation (its state follows its input
+# from the first step; `init="reference"` gives the paper's).
 NEURONS: dict[str, NeuronFactory] = {
-    "lrc": _lrc(),
-    "lrc-symmetric": _lrc(elastance="symmetric"),
-    "lrc-input-elastance": _lrc(input_elastance=True),
-    "stc": _lrc(elastance="none"),
+    "lrc": _responsive(LRC),
+    "lrc-symmetric": _responsive(LRC, elastance="symmetric"),
+    "lrc-input-elastance": _responsive(LRC, input_elastance=True),
+    "stc": _responsive(LRC, elastance="none"),
     "dense-lrc": _responsive(DenseLRC),
     "ltc": LTC,
     # The paper's ablations (Tables 8-11): diagonal gated cells, LRC without state
@@ -47,8 +43,8 @@ NEURONS: dict[str, NeuronFactory] = {
     "gru": GRUNeuron,
     "mgu": MGUNeuron,
     "lstm": LSTMNeuron,
-    "lrc-au-bxu": _lrc(elastance="none", state_dependence="update"),
-    "lrc-au-bu": _lrc(elastance="none", state_dependence="none"),
+    "lrc-au-bxu": _responsive(LRC, elastance="none", state_dependence="update"),
+    "lrc-au-bu": _responsive(LRC, elastance="none", state_dependence="none"),
     "complex-lrc-gk": _responsive(ComplexLRC, complex_parameters=("w_x", "h_x")),
     "complex-lrc-gka": _responsive(
         ComplexLRC, complex_parameters=("w_x", "h_x", "sigma_x")

@@ -42,9 +42,9 @@ def shifted(x0: Array, states: Array) -> Array:
 
 def diagonal_factors(neuron, discretisation, prev, states, d, dt):
     r"""The diagonal step factors $\partial\Phi_i/\partial x_i$ at every step, by
-    one JVP along ones (exact for a diagonal neuron)."""
-    step = newton_map(neuron, discretisation, states, d, dt)
-    return jax.jvp(step, (prev,), (jnp.ones_like(prev),))[1]
+    one JVP along ones (exact for a diagonal neuron): Newton's diagonal
+    linearisation at the states."""
+    return linearise(neuron, discretisation, prev, states, d, dt, "newton")[1]
 
 
 def newton_map(neuron, discretisation, guess, d, dt):
