@@ -152,9 +152,12 @@ SMOKE = Suite(
     T=(64, 256),
     D=(8,),
     batch=2,
-    tasks=tuple(
-        dataclasses.replace(t, hidden_size=8, state_size=4, num_blocks=1, length=n)
-        for t, n in zip(TASKS, (32, 48, 64))
+    # one task: the three run the same code (the full suite's grid is checked
+    # against the paper's table by tests/test_gpu_suite.py)
+    tasks=(
+        dataclasses.replace(
+            TASKS[0], hidden_size=8, state_size=4, num_blocks=1, length=32
+        ),
     ),
     train_batch=2,
     key=(256, 8),

@@ -135,18 +135,14 @@ def test_smoke_run(tmp_path):
     columns, rows = read(tmp_path / "training_cpu.csv")
     assert TRAINING_COLUMNS <= set(columns)
     assert [(r["task"], r["contender"]) for r in rows] == [
-        (task, c)
-        for task in ("SelfRegulationSCP1", "EthanolConcentration", "EigenWorms")
-        for c in ("sequential", "parallel")
+        ("SelfRegulationSCP1", c) for c in ("sequential", "parallel")
     ]
-    classes = {"SelfRegulationSCP1": 2, "EthanolConcentration": 4, "EigenWorms": 5}
-    paper = {"SelfRegulationSCP1": 12, "EthanolConcentration": 15, "EigenWorms": 33}
     for r in rows:
         assert r["status"] == "ok", r
         assert float(r["s_per_1000_steps"]) > 0
-        assert float(r["paper_a100_s_per_1000"]) == paper[r["task"]]
+        assert float(r["paper_a100_s_per_1000"]) == 12
         # untrained logits are small: the first loss is near log(classes)
-        assert abs(float(r["first_loss"]) - math.log(classes[r["task"]])) < 0.5
+        assert abs(float(r["first_loss"]) - math.log(2)) < 0.5
         assert float(r["first_loss_diff"]) <= 1e-5
 
     # block Newton, dense DEER, quasi-DEER and the scan on FitzHugh-Nagumo
@@ -180,6 +176,26 @@ def test_smoke_run(tmp_path):
     assert f"<= 3 Newton iterations: {its}: {verdict}" in summary
 
 
+def test_full_suite_trains_the_papers_three_tasks(gpu):
+    """The smoke run trains one task; the full suite's three have the data sets'
+    shapes and the paper's A100 training speeds (s per 1000 steps)."""
+    shapes = {
+        (t.name, t.length, t.channels, t.classes, t.paper_a100) for t in gpu.FULL.tasks
+    }
+    assert shapes == {
+        ("SelfRegulationSCP1", 896, 6, 2, 12.0),
+        ("EthanolConcentration", 1751, 3, 4, 15.0),
+        ("EigenWorms", 17984, 6, 5, 33.0),
+    }
+    for t in gpu.FULL.tasks:
+        preset = gpu.PRESETS[t.name]
+        assert (t.hidden_size, t.state_size, t.num_blocks) == (
+            preset.hidden_size,
+            preset.state_size,
+            preset.num_blocks,
+        )
+
+
 def test_time_guard(gpu, monkeypatch):
     assert gpu.predict_seconds(None, 1e9) == 0.0
     prev = dict(size=100.0, compile_s=3.0, call_s=0.5)
@@ -198,7 +214,7 @@ def test_time_guard(gpu, monkeypatch):
     rows = []
     out = gpu.solver_grid(gpu.SMOKE, 1, gpu.Clock(-1.0), 60.0, rows.append)
     assert [r["status"][:14] for r in out] == ["skipped: time "] * 4
-    task = gpu.SMOKE.tasks[2]
+    task = gpu.SMOKE.tasks[0]
     prev = dict(size=gpu.task_size(task) / 2, blocks=2, compile_s=4.0, call_s=1.0)
     assert gpu.task_prediction(prev, task) == 4.0 * task.num_blocks / 2 + 3 * 2.0
 
