@@ -164,33 +164,32 @@ def check_solve():
         x0 = 0.1 * jr.normal(jr.key(4), (D,), dtype)
         inputs = jr.normal(jr.key(5), (T, P), dtype)
         w = jr.normal(jr.key(6), (T, D), dtype)
-        if dtype == jnp.float32:
-            # float32: the forward pass (its dtype and accuracy); the gradient's
-            # sharded algebra is the float64 case's.
+        # float64: forward and gradient; float32: the forward pass (its dtype and
+        # accuracy), the sharded gradient's algebra being float64's.
+        gradient = dtype == jnp.float64
+        if gradient:
+            states, grads = sharded(neuron, x0, inputs, w)
+            assert grads[1].shape == x0.shape and grads[2].shape == inputs.shape
+        else:
             states = lt.solve(neuron, x0, inputs, solver=sharded_newton).states
-            assert states.shape == (T, D) and states.dtype == dtype
+        assert states.shape == (T, D) and states.dtype == dtype
+        # Against the single-device solve (one compilation saved for dense float64,
+        # which is checked against the independent references only) ...
+        if not gradient:
             states_1 = lt.solve(neuron, x0, inputs, solver=lt.ParallelNewton()).states
             diff(f"{tag} forward vs solve_parallel", states, states_1)
-            diff(
-                f"{tag} forward vs python loop", states, python_loop(neuron, x0, inputs)
-            )
-            continue
-        states, grads = sharded(neuron, x0, inputs, w)
-        assert states.shape == (T, D) and states.dtype == dtype
-        assert grads[1].shape == x0.shape and grads[2].shape == inputs.shape
-        # Against the single-device solve (one compilation saved for dense, which is
-        # checked against the independent references only) ...
-        if name == "LRC":
+        elif name == "LRC":
             states_1, grads_1 = single(neuron, x0, inputs, w)
             diff(f"{tag} forward vs solve_parallel", states, states_1)
             scaled_diff(f"{tag} grad vs solve_parallel", leaves(grads), leaves(grads_1))
         # ... and against independent references: a Python loop for the states,
         # autodiff through `lax.scan` for the gradients.
         diff(f"{tag} forward vs python loop", states, python_loop(neuron, x0, inputs))
-        _, grads_seq = sequential(neuron, x0, inputs, w)
-        scaled_diff(
-            f"{tag} grad vs lax.scan autodiff", leaves(grads), leaves(grads_seq)
-        )
+        if gradient:
+            _, grads_seq = sequential(neuron, x0, inputs, w)
+            scaled_diff(
+                f"{tag} grad vs lax.scan autodiff", leaves(grads), leaves(grads_seq)
+            )
 
     # A batch of sequences with jax.vmap.
     neuron = lt.LRC(4, 2, key=jr.key(7))
