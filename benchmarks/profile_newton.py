@@ -35,7 +35,7 @@ from _common import (
 )
 
 import lrc_toolkit as lt
-from lrc_toolkit._solve._linearise import check_diagonal, drives, linearise, shifted
+from lrc_toolkit._solve._linearise import check_structure, drives, linearise, shifted
 from lrc_toolkit._solve.newton import _Sweep
 
 
@@ -156,7 +156,7 @@ def pieces(neuron, x0, u, chunks, iterations):
     )
     fns["adjoint: diagonal guard"] = (
         functools.partial(
-            jax.jit(lambda a: check_diagonal(neuron, euler, prev, states, d, dt, a)),
+            jax.jit(lambda a: check_structure(neuron, euler, prev, states, d, dt, a)),
             jac,
         ),
         "one JVP on <= 256 steps",

@@ -110,7 +110,7 @@ def block_jacobian(f, x, k: int):
     at `x` (shape `(..., D)`; `f` maps `(..., D)` to `(..., D)` with independent
     leading axes), from $k$ JVPs: the tangent that is 1 on variable $c$ of every
     neuron gives column $c$ of every block. No $D \times D$ array is formed (the
-    off-block entries are assumed zero: see `check_blocks`)."""
+    off-block entries are assumed zero: see `_solve._linearise.misdeclared`)."""
     value, lin = jax.linearize(f, x)
     N = x.shape[-1] // k
     eye = jnp.eye(k, dtype=x.dtype)

@@ -32,6 +32,17 @@ class RESULTS(diffrax.RESULTS):  # pyright: ignore
         "`discretisation=ImplicitEuler()` (any neuron, A-stable). "
         "`Solution.stats['max_factor']` is the largest |dPhi/dx|."
     )
+    jacobian_structure_mismatch = (
+        "The neuron's step Jacobian has entries outside its declared "
+        "`jacobian_structure`: a neuron declared 'diagonal' whose components see "
+        "each other, or one declared 'block' that couples variables of different "
+        "blocks (neuron i's variables are [i*k:(i+1)*k]). The sequential states are "
+        "right, but Newton's steps, the step factors and the fixed-point gradients "
+        "would be wrong. Find the coupled components with "
+        "`lrc_toolkit.check_jacobian_structure(neuron)`, then either make each "
+        "neuron see the state only through its own variables (couple neurons "
+        "through their inputs) or declare jacobian_structure='dense'."
+    )
     newton_max_iters_reached = (
         "The parallel Newton iteration did not converge within `max_iters` "
         "iterations. Raise `max_iters`, loosen `rtol`/`atol`, warm-start with `init`, "

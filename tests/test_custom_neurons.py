@@ -145,8 +145,13 @@ def test_misdeclared_diagonal_neuron(getkey):
     # not only by the gradient. The ODE view does not use the declared structure.
     x0, inputs = _data(getkey)
     for solver in (lt.ParallelNewton(), lt.Sequential()):
-        with pytest.raises(Exception, match="check_jacobian_structure"):
+        with pytest.raises(lt.SolveError, match="check_jacobian_structure") as info:
             lt.solve(neuron, x0, inputs, solver=solver).states.block_until_ready()
+        assert info.value.outcome == "jacobian_structure_mismatch"
+        # As data with throw=False, inside jit too, and the honest neuron passes.
+        run = jax.jit(lambda n, u: lt.solve(n, x0, u, solver=solver, throw=False))
+        assert run(neuron, inputs).outcome == "jacobian_structure_mismatch"
+        assert run(Leaky(D, P, key=getkey()), inputs).outcome == "successful"
     ode = lt.solve(neuron, x0, inputs, solver=lt.ODE(diffrax.Euler()))
     assert max_abs_diff(ode.states, python_loop(neuron, x0, inputs)) <= 1e-9
     honest = lt.solve(neuron, x0, inputs, solver=lt.Sequential(check_stability=False))

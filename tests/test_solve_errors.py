@@ -2,6 +2,7 @@
 view."""
 
 import functools
+import re
 
 import jax
 import jax.numpy as jnp
@@ -72,6 +73,38 @@ def test_nonfinite_inputs_raise(solver, lrc):
     inputs = jnp.zeros((10, 3)).at[4, 1].set(jnp.nan)
     with pytest.raises(Exception, match="NaN or infinite"):
         jax.jit(lambda u: lt.solve(lrc, jnp.zeros(4), u, solver=solver).states)(inputs)
+
+
+@pytest.mark.parametrize(
+    "case, message",
+    [
+        ("x0", "`x0` contains NaN or infinite values"),
+        ("dt", "`dt` must be finite and positive"),
+        ("ts", "`ts` contains NaN or infinite values"),
+        ("inputs and dt", "`inputs` contains NaN"),  # the first failed check
+    ],
+)
+def test_each_argument_check_names_its_argument(case, message, lrc):
+    """The run-time argument checks are one `branched_error_if` (one host callback
+    per compiled solve): each failing argument still gets its own message, inside
+    `jit` too, and the first failed check is the one reported."""
+    x0, inputs = jnp.zeros(4), jnp.zeros((10, 3))
+    kwargs = {"dt": jnp.full(10, 0.1)}
+    if case == "x0":
+        x0 = x0.at[2].set(jnp.inf)
+    if case == "dt":
+        kwargs["dt"] = kwargs["dt"].at[3].set(-0.1)
+    if case == "ts":
+        kwargs = {"ts": jnp.arange(10.0).at[5].set(jnp.nan)}
+    if case == "inputs and dt":
+        inputs = inputs.at[1, 0].set(jnp.nan)
+        kwargs["dt"] = kwargs["dt"].at[0].set(0.0)
+    run = jax.jit(lambda a, u, kw: lt.solve(lrc, a, u, **kw).states)
+    with pytest.raises(Exception, match=re.escape(message)):
+        jax.block_until_ready(run(x0, inputs, kwargs))
+    # The same compiled check passes valid arguments.
+    valid = {"ts": jnp.arange(10.0)} if case == "ts" else {"dt": jnp.full(10, 0.1)}
+    jax.block_until_ready(run(jnp.zeros(4), jnp.zeros((10, 3)), valid))
 
 
 def test_nonconverged_parallel_solve(getkey):

@@ -3,14 +3,7 @@ import jax
 import jax.numpy as jnp
 
 from .._blocks import transpose
-from ._linearise import (
-    check_blocks,
-    check_diagonal,
-    drives,
-    linearise,
-    newton_map,
-    shifted,
-)
+from ._linearise import check_structure, drives, linearise, newton_map, shifted
 
 
 # The exact linearisation of each declared Jacobian structure.
@@ -58,10 +51,8 @@ def _bwd(states, grad_obj, perturbed, vjp_arg, forward, discretisation, recurren
     d = drives(neuron, inputs)
     exact = _EXACT[neuron.jacobian_structure]
     _, jac = linearise(neuron, discretisation, prev, states, d, dt, exact)
-    if exact == "newton":
-        jac = check_diagonal(neuron, discretisation, prev, states, d, dt, jac)
-    elif exact == "block":
-        jac = check_blocks(neuron, discretisation, prev, states, d, dt, jac)
+    if exact in ("newton", "block"):
+        jac = check_structure(neuron, discretisation, prev, states, d, dt, jac)
     jac = transpose(jac, states)
     # No conjugation for complex states: JAX cotangents are transposes of the
     # (holomorphic) JVP, as `jax.vjp` computes them.

@@ -86,69 +86,50 @@ def linearise(neuron, discretisation, prev, guess, d, dt, method):
     return values, jac
 
 
-def check_diagonal(neuron, discretisation, prev, guess, d, dt, diag=None, *, tie=None):
-    """Guard against a neuron declared diagonal that is not (its gradients would be
-    silently wrong, and its step factors would be row sums). With `diag` the JVP
-    along ones (the row sums of the Jacobian $J$), a JVP along a fixed vector $v$
-    with distinct entries differs from $v \\odot$ `diag` by
-    $\\sum_{j \\neq i} J_{ij} (v_j - v_i)$, which vanishes (up to rounding) exactly
-    when $J$ is diagonal. One extra JVP of $\\Phi$ on at most 256 evenly spaced
-    steps (the structure does not change along the sequence), and, when `diag` is
-    not given (the forward pass), the JVP along ones there. Returns `tie` (default
-    `diag`) with the check attached."""
+def misdeclared(neuron, discretisation, prev, guess, d, dt, jac=None) -> Array:
+    """Whether the step Jacobian has entries outside the structure the neuron
+    declares (`"diagonal"` or `"block"`): then its gradients at the fixed point
+    and, for a diagonal neuron, its step factors (row sums) would be silently
+    wrong. A JVP of $\\Phi$ along a fixed vector $v$ with distinct entries must
+    equal the declared Jacobian applied to $v$ ($v \\odot$ the diagonal, or the
+    blocks times $v$), which holds (up to rounding) exactly when nothing outside
+    the structure is non-zero: for a diagonal one the difference is
+    $\\sum_{j \\neq i} J_{ij} (v_j - v_i)$. One extra JVP on at most 256 evenly
+    spaced steps (the structure does not change along the sequence); `jac`: the
+    declared Jacobian at every step (the diagonal `(T, D)` or the blocks
+    `(T, N, k, k)`), computed there when not given (the forward pass).
+
+    A scalar boolean. The forward passes report it as
+    `RESULTS.jacobian_structure_mismatch`; the adjoint raises (`check_structure`)."""
     every = slice(None, None, max(1, prev.shape[0] // 256))
     prev_s, guess_s, d_s, dt_s = jax.tree.map(lambda a: a[every], (prev, guess, d, dt))
     phi_s = newton_map(neuron, discretisation, guess_s, d_s, dt_s)
-    if diag is None:
-        diag_s = jax.jvp(phi_s, (prev_s,), (jnp.ones_like(prev_s),))[1]
-    else:
-        diag_s = diag[every]
     v = _probe(prev_s)
+    block = neuron.jacobian_structure == "block"
+    if jac is not None:
+        jac_s = jac[every]
+    elif block:
+        jac_s = block_jacobian(phi_s, prev_s, block_size(neuron))[1]
+    else:
+        jac_s = jax.jvp(phi_s, (prev_s,), (jnp.ones_like(prev_s),))[1]
     _, probe = jax.jvp(phi_s, (prev_s,), (v,))
-    err = jnp.max(jnp.abs(probe - v * diag_s), initial=0)
-    scale = jnp.max(jnp.abs(diag_s if diag is None else diag), initial=0) + 1
+    declared = block_matvec(jac_s, v) if block else v * jac_s
+    err = jnp.max(jnp.abs(probe - declared), initial=0)
+    scale = jnp.max(jnp.abs(jac_s if jac is None else jac), initial=0) + 1
     tol = jnp.sqrt(jnp.finfo(prev.dtype).eps) * scale
-    return eqx.error_if(
-        diag if tie is None else tie,
-        err > tol,
-        f"{type(neuron).__name__} declares jacobian_structure='diagonal', but its step "
-        "Jacobian has off-diagonal entries, so the fixed-point gradients would be "
-        "wrong. Find the coupled neurons with `lrc_toolkit.check_jacobian_structure`, "
-        "then either make each neuron see the state only through its own component or "
-        "declare jacobian_structure='dense' (and use "
-        "`ParallelNewton(method='dense')` or `method='quasi'`).",
-    )
+    return jax.lax.stop_gradient(err > tol)
 
 
-def check_blocks(neuron, discretisation, prev, guess, d, dt, blocks=None, *, tie=None):
-    """As `check_diagonal`, for a neuron declared block-diagonal: a JVP of $\\Phi$
-    along a fixed vector $v$ with distinct entries must equal the blocks applied
-    to $v$, which holds (up to rounding) exactly when no entry outside the blocks
-    is non-zero. One extra JVP on at most 256 evenly spaced steps (and, when
-    `blocks` is not given, the $k$ JVPs of the blocks there). Returns `tie`
-    (default `blocks`) with the check attached."""
-    every = slice(None, None, max(1, prev.shape[0] // 256))
-    prev_s, guess_s, d_s, dt_s = jax.tree.map(lambda a: a[every], (prev, guess, d, dt))
-    phi_s = newton_map(neuron, discretisation, guess_s, d_s, dt_s)
-    if blocks is None:
-        blocks_s = block_jacobian(phi_s, prev_s, block_size(neuron))[1]
-    else:
-        blocks_s = blocks[every]
-    v = _probe(prev_s)
-    _, probe = jax.jvp(phi_s, (prev_s,), (v,))
-    err = jnp.max(jnp.abs(probe - block_matvec(blocks_s, v)), initial=0)
-    scale = jnp.max(jnp.abs(blocks_s), initial=0) + 1
-    tol = jnp.sqrt(jnp.finfo(prev.dtype).eps) * scale
-    k = blocks_s.shape[-1]
+def check_structure(neuron, discretisation, prev, guess, d, dt, jac):
+    """`jac` with a run-time error attached if the neuron's step Jacobian is not
+    of its declared structure (see `misdeclared`): the adjoint's check, where no
+    `RESULTS` member can be returned. The message is the member's."""
+    from .._solution import RESULTS
+
     return eqx.error_if(
-        blocks if tie is None else tie,
-        err > tol,
-        f"{type(neuron).__name__} declares jacobian_structure='block' with "
-        f"block_size={k}, but its step Jacobian couples variables of different "
-        f"blocks (neuron i's variables are [i*{k}:(i+1)*{k}]), so Newton's steps and "
-        "the fixed-point gradients would be wrong. Find the coupled variables with "
-        "`lrc_toolkit.check_jacobian_structure`, then either couple neurons only "
-        "through their inputs or declare jacobian_structure='dense'.",
+        jac,
+        misdeclared(neuron, discretisation, prev, guess, d, dt, jac),
+        f"{type(neuron).__name__}: " + RESULTS[RESULTS.jacobian_structure_mismatch],
     )
 
 

@@ -28,14 +28,19 @@ def stability_stats(factor, unstable) -> tuple[Array, Array]:
     return jnp.max(jnp.abs(factor), initial=0).astype(real), jnp.any(unstable)
 
 
-def outcome(finite, unstable, otherwise=None):
-    """The `RESULTS` member for a solve: non-finite beats unstable beats the
-    solver's own outcome (`otherwise`, default successful)."""
+def outcome(finite, unstable, otherwise=None, misdeclared=None):
+    """The `RESULTS` member for a solve: a Jacobian that is not of the declared
+    structure (`misdeclared`, the root cause of what follows) beats non-finite
+    states, which beat an unstable step, which beats the solver's own outcome
+    (`otherwise`, default successful)."""
     from .._solution import RESULTS
 
     otherwise = RESULTS.successful if otherwise is None else otherwise
-    return RESULTS.where(
+    result = RESULTS.where(
         finite,
         RESULTS.where(unstable, RESULTS.unstable_step, otherwise),
         RESULTS.nonfinite_states,
     )
+    if misdeclared is None:
+        return result
+    return RESULTS.where(misdeclared, RESULTS.jacobian_structure_mismatch, result)

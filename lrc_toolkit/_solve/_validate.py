@@ -49,13 +49,28 @@ def check_vector_field(neuron, x, u) -> None:
 
 
 def validate(
-    neuron: AbstractLiquidNeuron, x0, inputs, dt=None, *, name_inputs="inputs"
+    neuron: AbstractLiquidNeuron,
+    x0,
+    inputs,
+    dt=None,
+    *,
+    name_inputs="inputs",
 ) -> tuple[Inexact[Array, " D"], Inexact[Array, "T P"], Real[Array, " T"] | None]:
     """Check shapes and finiteness of a solver's arguments; return them as arrays.
 
-    Shape errors are raised at trace time as `ValueError`; non-finite values are
-    checked at run time with `eqx.error_if`.
+    Shape errors are raised at trace time as `ValueError`; non-finite values (and
+    non-positive steps) at run time, by one
+    `eqx.branched_error_if` (see `checked`).
     """
+    x0, inputs = as_arrays(neuron, x0, inputs, name_inputs=name_inputs)
+    if dt is not None:
+        dt = as_steps(dt, x0, inputs)
+    return checked(x0, inputs, dt, name_inputs=name_inputs)[:3]
+
+
+def as_arrays(neuron, x0, inputs, *, name_inputs="inputs"):
+    """`x0` and `inputs` as arrays of the right shapes and an inexact dtype
+    (trace-time checks only)."""
     check_neuron(neuron)
     inputs = jnp.asarray(inputs)
     if not jnp.issubdtype(inputs.dtype, jnp.inexact):
@@ -83,36 +98,53 @@ def validate(
         )
     if not jnp.issubdtype(x0.dtype, jnp.inexact):
         x0 = x0.astype(inputs.dtype)
-    inputs = eqx.error_if(
-        inputs,
-        ~jnp.all(jnp.isfinite(inputs)),
-        f"`{name_inputs}` contains NaN or infinite values; clean or impute them first.",
-    )
-    x0 = eqx.error_if(
-        x0, ~jnp.all(jnp.isfinite(x0)), "`x0` contains NaN or infinite values."
-    )
     check_vector_field(neuron, x0, inputs[0])
-    if dt is not None:
-        dt = check_dt(dt, x0, inputs)
-    return x0, inputs, dt
+    return x0, inputs
 
 
-def check_dt(dt, x0, inputs) -> Real[Array, " T"]:
-    """`dt` as one real step per time step, checked (shape at trace time, positive
-    and finite at run time)."""
+def as_steps(dt, x0, inputs) -> Real[Array, " T"]:
+    """`dt` as one real step per time step (its shape checked at trace time; that
+    the steps are finite and positive, by `checked`)."""
     dt = jnp.asarray(dt)
     real = jnp.finfo(x0.dtype).dtype
     dt = dt.astype(real)
     if dt.ndim == 0:
-        dt = jnp.broadcast_to(dt, inputs.shape[:1])
-    elif dt.shape != inputs.shape[:1]:
+        return jnp.broadcast_to(dt, inputs.shape[:1])
+    if dt.shape != inputs.shape[:1]:
         raise ValueError(
             f"`dt` must be a scalar or have one value per time step, shape "
             f"({inputs.shape[0]},); got shape {dt.shape}."
         )
-    return eqx.error_if(
-        dt,
-        ~jnp.all(jnp.isfinite(dt) & (dt > 0)),
-        "`dt` must be finite and positive (with `ts`: strictly increasing time "
-        "stamps).",
+    return dt
+
+
+def checked(x0, inputs, dt=None, ts=None, *, name_inputs="inputs"):
+    """`(x0, inputs, dt, ts)` tied to their run-time checks: finite values, finite
+    and positive steps, finite time stamps (`dt` and `ts` may be `None`). One
+    `eqx.branched_error_if` for all of them, which raises the first failed check's
+    message: each error check is a conditional host callback in the compiled
+    program, and XLA's compile time grows with every one."""
+    failed, messages = [], []
+
+    def check(bad, message):
+        failed.append(bad)
+        messages.append(message)
+
+    check(
+        ~jnp.all(jnp.isfinite(inputs)),
+        f"`{name_inputs}` contains NaN or infinite values; clean or impute them first.",
+    )
+    check(~jnp.all(jnp.isfinite(x0)), "`x0` contains NaN or infinite values.")
+    # before `dt`: steps from non-finite time stamps are not finite either
+    if ts is not None:
+        check(~jnp.all(jnp.isfinite(ts)), "`ts` contains NaN or infinite values.")
+    if dt is not None:
+        check(
+            ~jnp.all(jnp.isfinite(dt) & (dt > 0)),
+            "`dt` must be finite and positive (with `ts`: strictly increasing time "
+            "stamps).",
+        )
+    failed = jnp.stack(failed)
+    return eqx.branched_error_if(
+        (x0, inputs, dt, ts), jnp.any(failed), jnp.argmax(failed), messages
     )

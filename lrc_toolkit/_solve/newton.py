@@ -10,7 +10,7 @@ from .. import _blocks
 from .._checks import check_choice
 from .._solution import RESULTS, Solution
 from ._adjoint import fixed_point_solve
-from ._linearise import check_blocks, check_diagonal, drives, linearise, shifted
+from ._linearise import drives, linearise, misdeclared, shifted
 from ._outcome import outcome, overflow_bound
 from .base import AbstractLiquidSolver
 from .linear_scan import AbstractRecurrence, default_recurrence, SequentialScan
@@ -592,18 +592,13 @@ class _Forward(eqx.Module):
         # declared diagonal or block-diagonal that is not is named here, not only
         # by its gradient.
         real_steps = jax.tree.map(lambda a: a[:T], (d, dt))
-        if self.method == "block":
-            X = check_blocks(
-                neuron, discretisation, shifted(x0, X), X, *real_steps, tie=X
-            )
-        elif self.method == "newton":
-            X = check_diagonal(
-                neuron, discretisation, shifted(x0, X), X, *real_steps, tie=X
-            )
+        lie = None
+        if self.method in ("block", "newton"):
+            lie = misdeclared(neuron, discretisation, shifted(x0, X), X, *real_steps)
         not_converged = RESULTS.where(
             c.converged, RESULTS.successful, RESULTS.newton_max_iters_reached
         )
-        result = outcome(c.finite, c.unstable, not_converged)
+        result = outcome(c.finite, c.unstable, not_converged, misdeclared=lie)
         stats = {
             "max_factor": c.max_factor,
             "unstable": c.unstable,

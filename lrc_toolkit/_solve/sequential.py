@@ -4,7 +4,7 @@ import jax.numpy as jnp
 
 from .._solution import Solution
 from ._adjoint import fixed_point_solve
-from ._linearise import check_diagonal, drives, shifted, step_fn
+from ._linearise import drives, misdeclared, shifted, step_fn
 from ._outcome import all_finite, outcome
 from .base import AbstractLiquidSolver
 from .linear_scan import default_recurrence
@@ -102,13 +102,15 @@ class _Scan(eqx.Module):
             factor = jax.lax.stop_gradient(factor)
             # A neuron declared diagonal that is not: its factors would be row sums
             # (and the fixed-point gradients wrong). Named here (sampled steps).
-            states = check_diagonal(
-                neuron, self.discretisation, prev, states, d_, dt_, factor, tie=states
+            lie = misdeclared(
+                neuron, self.discretisation, prev, states, d_, dt_, factor
             )
             # As the running maxima: NaN steps skipped per component (fmax).
             max_factor = jnp.nanmax(jnp.abs(factor).astype(real), axis=0)
             unstable = self.discretisation.unstable(neuron, prev, d_, dt_, factor)
+        else:
+            lie = None
         max_factor, unstable = jnp.max(max_factor), jnp.any(unstable)
-        result = outcome(all_finite(states), unstable)
+        result = outcome(all_finite(states), unstable, misdeclared=lie)
         stats = {"max_factor": max_factor, "unstable": unstable}
         return states, (jnp.array(0), result, stats)

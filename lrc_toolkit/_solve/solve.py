@@ -5,7 +5,7 @@ from jaxtyping import ArrayLike
 from .._discretise import AbstractDiscretisation, Euler
 from .._neurons.base import AbstractLiquidNeuron
 from .._solution import Solution
-from ._validate import check_discretisation, check_dt, validate
+from ._validate import as_arrays, as_steps, check_discretisation, checked
 from .auto import Auto
 from .base import AbstractLiquidSolver
 from .newton import ParallelNewton
@@ -116,16 +116,13 @@ def solve(
 
 @eqx.filter_jit
 def _solve(neuron, x0, inputs, solver, dt, ts, discretisation, init) -> Solution:
-    x0, inputs, _ = validate(neuron, x0, inputs)
+    x0, inputs = as_arrays(neuron, x0, inputs)
     real = jnp.finfo(x0.dtype).dtype
     dt, ts = time_grid(dt, ts, inputs.shape[0], real)
-    dt = check_dt(dt, x0, inputs)
+    dt = as_steps(dt, x0, inputs)
+    x0, inputs, dt, ts = checked(x0, inputs, dt, ts)
     if ts is None:
         ts = jnp.cumsum(dt)
-    else:
-        ts = eqx.error_if(
-            ts, ~jnp.all(jnp.isfinite(ts)), "`ts` contains NaN or infinite values."
-        )
     if init is not None:
         init = jnp.asarray(init, dtype=x0.dtype)
     sol = solver.run(neuron, x0, inputs, dt, ts, discretisation, init)
