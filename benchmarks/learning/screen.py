@@ -119,6 +119,11 @@ VARIANTS = {
     "new-last": (dict(_NEW, readout="last"), {}),
     "new-wd": (_NEW, dict(weight_decay=1e-2)),
     "responsive-lr": (_RESPONSIVE, dict(learning_rate=1e-2)),
+    # the univariate-regression screen (ArrowHead, ACSF1): the skip path after the
+    # input LayerNorm, more optimiser steps per epoch, a shorter top time scale
+    "new-normres": (dict(_NEW, residual="normalised"), {}),
+    "new-b4": (_NEW, dict(batch_size=4)),
+    "new-short": (dict(_NEW, time_scales=(1e-2, 1.0)), {}),
 }
 
 
