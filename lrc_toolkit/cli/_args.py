@@ -94,6 +94,71 @@ fraction = _argument_type(
 )
 
 
+# ---------------------------------------------------------------- training setup
+
+# The training settings a subcommand can override, each named as the `Preset`
+# setting it changes (`Preset.replace`): its flag, its argparse type and its help.
+SETUP_OPTIONS = {
+    "hidden_size": ("--hidden", positive_int, "hidden width H"),
+    "state_size": ("--state", positive_int, "liquid state size D"),
+    "num_blocks": ("--blocks", positive_int, "number of blocks"),
+    "learning_rate": ("--lr", positive_float, "learning rate"),
+    "batch_size": ("--batch-size", positive_int, "sequences per step"),
+    "epochs": ("--epochs", positive_int, "epoch cap"),
+    "patience": (
+        "--patience",
+        positive_int,
+        "epochs without improvement before stopping",
+    ),
+    "schedule": (
+        "--schedule",
+        None,
+        "learning rate over the run: constant, or cosine decay to 0 over --epochs",
+    ),
+    "warmup_epochs": (
+        "--warmup-epochs",
+        non_negative_int,
+        "linear learning-rate warm-up from 0 over this many epochs",
+    ),
+    "weight_decay": (
+        "--weight-decay",
+        non_negative_float,
+        "AdamW's decoupled weight decay; 0: Adam",
+    ),
+    "time_budget": (
+        "--time-budget",
+        positive_float,
+        "seconds of training per seed; the run stops cleanly at an epoch boundary "
+        "and can be continued with --resume",
+    ),
+}
+
+
+def add_setup_arguments(group, preset, names=tuple(SETUP_OPTIONS)) -> None:
+    """Add the options `names` (keys of `SETUP_OPTIONS`) to `group`; each help ends
+    with `preset`'s value, and an option left out keeps it (see `setup_overrides`)."""
+    from ..training import SCHEDULES
+
+    for name in names:
+        flag, kind, text = SETUP_OPTIONS[name]
+        value = getattr(preset.train if hasattr(preset.train, name) else preset, name)
+        shown = f"{value:g}" if isinstance(value, float) else str(value).lower()
+        kwargs = dict(choices=SCHEDULES) if kind is None else dict(type=kind)
+        group.add_argument(
+            flag,
+            dest=name,
+            metavar=None if kind is None else flag[2:].upper().replace("-", "_"),
+            help=f"{text} (default {shown})",
+            **kwargs,
+        )
+
+
+def setup_overrides(args, names=tuple(SETUP_OPTIONS)) -> dict:
+    """The settings given on the command line, by `Preset.replace`'s names (`None`
+    for those left out, which `replace` ignores)."""
+    return {name: getattr(args, name) for name in names}
+
+
 # ----------------------------------------------------------------------- solvers
 
 

@@ -7,12 +7,22 @@ import sys
 
 PAPER_SEEDS = (2345, 3456, 4567, 5678, 6789)
 DEFAULT_VARIANTS = ("lrc", "stc", "gru", "mgu", "lstm", "dense-lrc")
+# The settings of the fixed ablation setup that the command line can change.
+SETUP_NAMES = (
+    "num_blocks",
+    "state_size",
+    "hidden_size",
+    "learning_rate",
+    "batch_size",
+    "epochs",
+    "patience",
+)
 
 
 def add_ablate_parser(subparsers) -> None:
     from ..ablation import VARIANTS
     from ..training import ABLATION_PRESET
-    from ._args import DEFAULT_DATASET, positive_float, positive_int, seed
+    from ._args import add_setup_arguments, DEFAULT_DATASET, seed
 
     d = ABLATION_PRESET
     p = subparsers.add_parser(
@@ -38,13 +48,7 @@ def add_ablate_parser(subparsers) -> None:
     )
     p.add_argument("--seeds", type=seed, nargs="+", default=list(PAPER_SEEDS))
     p.add_argument("--out", required=True, help="output directory")
-    p.add_argument("--blocks", type=positive_int, default=d.num_blocks)
-    p.add_argument("--state", type=positive_int, default=d.state_size)
-    p.add_argument("--hidden", type=positive_int, default=d.hidden_size)
-    p.add_argument("--lr", type=positive_float, default=d.train.learning_rate)
-    p.add_argument("--batch-size", type=positive_int, default=d.train.batch_size)
-    p.add_argument("--epochs", type=positive_int, default=d.train.epochs)
-    p.add_argument("--patience", type=positive_int, default=d.train.patience)
+    add_setup_arguments(p, d, SETUP_NAMES)
     p.add_argument("--data-dir", help="directory of downloaded UEA data sets")
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
     p.set_defaults(func=run_ablate)
@@ -54,16 +58,9 @@ def run_ablate(args) -> int:
     from ..ablation import format_table, run_ablation, write_csv
     from ..training import ABLATION_PRESET, check_output_dir
     from ..training._checkpoint import atomic_write_text
+    from ._args import setup_overrides
 
-    setup = ABLATION_PRESET.replace(
-        num_blocks=args.blocks,
-        state_size=args.state,
-        hidden_size=args.hidden,
-        learning_rate=args.lr,
-        batch_size=args.batch_size,
-        epochs=args.epochs,
-        patience=args.patience,
-    )
+    setup = ABLATION_PRESET.replace(**setup_overrides(args, SETUP_NAMES))
     out = check_output_dir(args.out)
     print(
         f"ablation on {args.dataset}: variants {' '.join(args.variants)}; seeds "

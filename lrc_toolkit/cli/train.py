@@ -9,24 +9,26 @@ import time
 
 from ._args import (
     add_data_arguments,
+    add_setup_arguments,
     add_solver_arguments,
     data_source,
     DEFAULT_SEEDS,
     discretisation_from_args,
     load_data,
     neuron_choice,
-    non_negative_float,
-    non_negative_int,
     positive_float,
     positive_int,
     seed,
+    setup_overrides,
     solver_from_args,
     source_name,
 )
 
 
 def add_train_parser(subparsers) -> None:
-    from ..training import DEFAULT_PRESET, PRESETS, PROTOCOLS, SCHEDULES
+    from ..models._arguments import RESIDUALS
+    from ..models._mlp import ACTIVATIONS, INITS
+    from ..training import DEFAULT_PRESET, PRESETS, PROTOCOLS
 
     d = DEFAULT_PRESET
     p = subparsers.add_parser(
@@ -133,58 +135,8 @@ def add_train_parser(subparsers) -> None:
         "'package.module:factory' (called as factory(state_size, input_size, "
         "dtype=..., key=...)) (default: %(default)s)",
     )
-    model = p.add_argument_group("model and training (override the preset)")
-    model.add_argument(
-        "--hidden", type=positive_int, help=f"hidden width H (default {d.hidden_size})"
-    )
-    model.add_argument(
-        "--state",
-        type=positive_int,
-        help=f"liquid state size D (default {d.state_size})",
-    )
-    model.add_argument(
-        "--blocks", type=positive_int, help=f"number of blocks (default {d.num_blocks})"
-    )
-    model.add_argument(
-        "--lr",
-        type=positive_float,
-        help=f"learning rate (default {d.train.learning_rate:g})",
-    )
-    model.add_argument(
-        "--batch-size",
-        type=positive_int,
-        help=f"sequences per step (default {d.train.batch_size})",
-    )
-    model.add_argument(
-        "--epochs", type=positive_int, help=f"epoch cap (default {d.train.epochs})"
-    )
-    model.add_argument(
-        "--patience",
-        type=positive_int,
-        help=f"epochs without improvement before stopping (default {d.train.patience})",
-    )
-    model.add_argument(
-        "--schedule",
-        choices=SCHEDULES,
-        help="learning rate over the run: constant, or cosine decay to 0 over "
-        f"--epochs (default {d.train.schedule})",
-    )
-    model.add_argument(
-        "--warmup-epochs",
-        type=non_negative_int,
-        help="linear learning-rate warm-up from 0 over this many epochs (default "
-        f"{d.train.warmup_epochs})",
-    )
-    model.add_argument(
-        "--weight-decay",
-        type=non_negative_float,
-        help=f"AdamW's decoupled weight decay; 0: Adam (default {d.train.weight_decay:g})",
-    )
-    model.add_argument(
-        "--time-budget",
-        type=positive_float,
-        help="seconds of training per seed; the run stops cleanly at an epoch "
-        "boundary and can be continued with --resume (default: none)",
+    add_setup_arguments(
+        p.add_argument_group("model and training (override the preset)"), d
     )
     arch = p.add_argument_group(
         "architecture (the defaults are the toolkit's; the reference implementation "
@@ -194,7 +146,7 @@ def add_train_parser(subparsers) -> None:
     arch.add_argument(
         "--dt",
         type=positive_float,
-        default=1.0,
+        default=_model_default("dt"),
         help="the liquid layers' step size for data without time stamps: smaller "
         "steps make the neurons integrate over more samples (default: %(default)s)",
     )
@@ -220,14 +172,14 @@ def add_train_parser(subparsers) -> None:
     )
     arch.add_argument(
         "--activation",
-        choices=("gelu", "relu"),
-        default="gelu",
+        choices=tuple(ACTIVATIONS),
+        default=_model_default("activation"),
         help="(default: %(default)s)",
     )
     arch.add_argument(
         "--init",
-        choices=("default", "he_uniform"),
-        default="default",
+        choices=tuple(INITS),
+        default=_model_default("init"),
         help="MLP weights (default: %(default)s)",
     )
     arch.add_argument(
@@ -237,8 +189,8 @@ def add_train_parser(subparsers) -> None:
     )
     arch.add_argument(
         "--residual",
-        choices=("input", "normalised"),
-        default="input",
+        choices=RESIDUALS,
+        default=_model_default("residual"),
         help="what a block's MLP output is added to (default: %(default)s)",
     )
     add_solver_arguments(p)
@@ -307,19 +259,7 @@ def resolve_preset(args, dataset_name):
     name = args.preset or (dataset_name if dataset_name in PRESETS else None)
     preset = PRESETS[name] if name else DEFAULT_PRESET
     source = f"preset {name}" if name else "defaults"
-    preset = preset.with_protocol(args.protocol).replace(
-        learning_rate=args.lr,
-        hidden_size=args.hidden,
-        state_size=args.state,
-        num_blocks=args.blocks,
-        batch_size=args.batch_size,
-        epochs=args.epochs,
-        patience=args.patience,
-        time_budget=args.time_budget,
-        schedule=args.schedule,
-        warmup_epochs=args.warmup_epochs,
-        weight_decay=args.weight_decay,
-    )
+    preset = preset.with_protocol(args.protocol).replace(**setup_overrides(args))
     return preset, source
 
 
