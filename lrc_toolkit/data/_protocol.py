@@ -310,17 +310,25 @@ def _as_series_list(x, name: str) -> list[np.ndarray]:
     return series
 
 
-def _check_finite(series: list[np.ndarray], name: str) -> None:
-    bad = [i for i, s in enumerate(series) if not np.isfinite(s).all()]
-    if bad:
-        nan = sum(bool(np.isnan(series[i]).any()) for i in bad)
-        shown = ", ".join(str(i) for i in bad[:10]) + (", ..." if len(bad) > 10 else "")
-        raise ValueError(
-            f"{name}: {len(bad)} of {len(series)} cases contain NaN or infinite values "
-            f"({nan} with NaN; case indices {shown}). Impute or drop them before "
-            "training (the UEA archive ships imputed '_nmv' versions of data sets "
-            "with missing values)."
-        )
+def _check_finite(arrays: list[np.ndarray], name: str, *, targets=False) -> None:
+    """Refuse cases with NaN or infinite values, naming the first ten (`targets`:
+    the arrays are the cases' regression targets, not their series)."""
+    bad = [i for i, a in enumerate(arrays) if not np.isfinite(a).all()]
+    if not bad:
+        return
+    nan = sum(bool(np.isnan(arrays[i]).any()) for i in bad)
+    shown = ", ".join(str(i) for i in bad[:10]) + (", ..." if len(bad) > 10 else "")
+    what = "the regression targets of " if targets else ""
+    fix = (
+        "Drop those cases or impute their targets before training."
+        if targets
+        else "Impute or drop them before training (the UEA archive ships imputed "
+        "'_nmv' versions of data sets with missing values)."
+    )
+    raise ValueError(
+        f"{name}: {what}{len(bad)} of {len(arrays)} cases contain NaN or infinite "
+        f"values ({nan} with NaN; case indices {shown}). {fix}"
+    )
 
 
 def _encode_labels(y, n: int, classes, name: str):
@@ -381,7 +389,7 @@ def _regression_targets(y, series: list[np.ndarray], name: str):
             f"{name}: regression targets must have shape ({n},) or ({n}, K) (one per "
             f"series), or ({n}, T, K) (one per step); got {targets.shape}."
         )
-    _check_finite_targets(list(targets.reshape(n, -1)), name)
+    _check_finite(list(targets.reshape(n, -1)), name, targets=True)
     return targets.astype(np.float32)
 
 
@@ -420,20 +428,8 @@ def _per_step_targets(y, series: list[np.ndarray], name: str) -> list[np.ndarray
             f"{name}: per-step targets must all have the same number of outputs K; "
             f"found {sorted(widths)}."
         )
-    _check_finite_targets(targets, name)
+    _check_finite(targets, name, targets=True)
     return [t.astype(np.float32) for t in targets]
-
-
-def _check_finite_targets(targets: list[np.ndarray], name: str) -> None:
-    bad = [i for i, t in enumerate(targets) if not np.isfinite(t).all()]
-    if bad:
-        nan = sum(bool(np.isnan(targets[i]).any()) for i in bad)
-        shown = ", ".join(str(i) for i in bad[:10]) + (", ..." if len(bad) > 10 else "")
-        raise ValueError(
-            f"{name}: the regression targets of {len(bad)} of {len(targets)} cases "
-            f"are NaN or infinite ({nan} with NaN; case indices {shown}). Drop those "
-            "cases or impute their targets before training."
-        )
 
 
 # ------------------------------------------------------------------------- protocol
