@@ -6,10 +6,18 @@ import jax
 import jax.numpy as jnp
 import jax.random as jr
 import numpy as np
+import pytest
 from jaxtyping import Array, Float
 
 import lrc_toolkit as lt
 from lrc_toolkit._neurons._init import inv_softplus
+
+
+def slow_after_first(values):
+    """Parametrisation values whose first stays in the fast tier and the rest are
+    marked `slow` (`pytest -m "not slow"` runs one case, `.ci/run` all)."""
+    values = list(values)
+    return values[:1] + [pytest.param(v, marks=pytest.mark.slow) for v in values[1:]]
 
 
 def tree_allclose(x, y, *, rtol=1e-5, atol=1e-8):

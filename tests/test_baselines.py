@@ -1,12 +1,14 @@
 """The MiniRocket baseline on a bundled data set, against aeon used directly."""
 
 import numpy as np
+import pytest
 from aeon.classification.convolution_based import MiniRocketClassifier
 
 from lrc_toolkit.baselines import minirocket
 from lrc_toolkit.data import load_uea
 
 
+@pytest.mark.slow
 def test_minirocket_matches_aeon_on_the_same_split():
     ds = load_uea("BasicMotions", seed=2345)
     out = minirocket(ds.train, ds.test, val=ds.val, seed=0)

@@ -216,6 +216,7 @@ def block_fhn(key, N=4, P=2, leak=0.0):
     return BlockFHN(dense.state_size, P, dense.w_in, dense.i_ext, leak)
 
 
+@pytest.mark.slow
 def test_block_recurrence_matches_dense(getkey):
     """`linear_recurrence` with (T, N, k, k) blocks equals it with the same
     matrices as block-diagonal (T, D, D) ones, both scans, forwards and back."""
@@ -230,6 +231,7 @@ def test_block_recurrence_matches_dense(getkey):
             assert max_abs_diff(got, want) < 1e-10
 
 
+@pytest.mark.slow
 def test_block_newton_matches_sequential(getkey):
     """Block Newton (the default for a block neuron) at Δt = 0.1, where it needs
     the automatic damping, with both recurrences and with `ImplicitEuler`."""

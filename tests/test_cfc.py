@@ -477,6 +477,7 @@ def test_lrcssm_trains_on_basicmotions_with_named_cfc(tmp_path):
     assert result.test_metrics["accuracy"] >= 0.75
 
 
+@pytest.mark.slow
 def test_each_neuron_declares_its_default_step():
     """The model and `lrc-toolkit compare` take the step from the neuron's
     `default_discretisation()` (CfC: its closed form; LTC and ComplexLRC: the semi-implicit step;

@@ -46,6 +46,7 @@ def trained(tmp_path_factory):
     return out, proc
 
 
+@pytest.mark.slow
 def test_train_writes_results(trained):
     out, proc = trained
     results = json.loads((out / "results.json").read_text())
@@ -184,6 +185,7 @@ def test_settings_from_preset_and_overrides():
     )
 
 
+@pytest.mark.slow
 def test_solver_options_reach_the_saved_model(tmp_path, capsys):
     """A tiny train run with every option of the parallel solver and the implicit
     step: the checkpoint's model (rebuilt from its recorded config) holds them."""

@@ -11,6 +11,7 @@ from lrc_toolkit.models import NEURONS
 TINY = ["--length", "24", "--state", "3", "--inputs", "2"]
 
 
+@pytest.mark.slow
 def test_compare_writes_figure_and_record(tmp_path, capsys):
     out = tmp_path / "cmp"
     assert main(["compare", "--length", "80", "--dt", "0.5", "--out", str(out)]) == 0

@@ -192,6 +192,7 @@ def test_implicit_euler_converges_at_order_one(getkey):
     assert 0.9 <= slope <= 1.1
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("dt", [1.0, 10.0])
 def test_dense_neuron_implicit_parallel_equals_sequential(dt, getkey):
     """DenseLRC: per-step factors M_t = (I - Δt F_t)^{-1} by batched linear solves

@@ -108,6 +108,7 @@ def test_runtime_dependencies_are_the_core():
         assert extras[name] == ["lrc_toolkit[data,plot]"]
 
 
+@pytest.mark.slow
 def test_core_loads_no_optional_package(report):
     assert report["loaded"] == []
     assert report["solved"] == {"sequential": True, "parallel": True, "ode": True}

@@ -15,6 +15,8 @@ import lrc_toolkit as lt
 from lrc_toolkit._neurons._init import inv_softplus
 from lrc_toolkit.models import LrcSSM, NEURONS, PRESETS
 
+from .helpers import slow_after_first
+
 
 # Tiny models, all of the same structure where possible, so that compiled functions
 # are shared between tests.
@@ -134,6 +136,7 @@ def test_time_stamps_are_per_step_dt(solver, getkey):
     )
 
 
+@pytest.mark.slow
 def test_time_stamp_gradients_agree_between_solvers(getkey):
     """Gradients with respect to the parameters and the time stamps: the parallel
     fixed-point adjoint, the sequential one and autodiff through the ODE solve all
@@ -333,7 +336,7 @@ def _per_step_all_solvers(model, x, ts):
     }
 
 
-@pytest.mark.parametrize("name", STREAMED)
+@pytest.mark.parametrize("name", slow_after_first(STREAMED))
 def test_streaming_step_equals_per_step(name, getkey):
     """`model.step`, called once per sample with the sample's Δt, gives the
     whole-sequence `per_step` outputs at every step (float32, ≤ 1e-6), for every
@@ -476,7 +479,7 @@ def _leaky_with_tau(tau, key):
     return eqx.tree_at(lambda n: n.tau, neuron, jnp.full((D,), tau))
 
 
-@pytest.mark.parametrize("solver", ["parallel", "sequential", "ode"])
+@pytest.mark.parametrize("solver", slow_after_first(["parallel", "sequential", "ode"]))
 def test_failing_liquid_layer_names_the_block(solver, getkey):
     """A liquid layer whose states become non-finite (a NaN parameter), in the
     forward pass and in a training step, raises an error that names the block and
@@ -535,6 +538,7 @@ def _scaled_ltc(factor):
     return factory
 
 
+@pytest.mark.slow
 def test_implicit_euler_stiff_ltc_in_parallel(getkey):
     """LTC at 3x its biophysical scale is stiff at Δt = 1: the explicit step fails
     (with the cause), while `ImplicitEuler` runs in parallel Newton without the

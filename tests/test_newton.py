@@ -21,6 +21,7 @@ from .helpers import (
     max_abs_diff,
     python_loop,
     scaled,
+    slow_after_first,
     TOL,
     weighted_loss,
 )
@@ -210,6 +211,7 @@ def test_linear_recurrence_matches_loop(dense, reverse, getkey):
 # --------------------------------------------------------------- safeguards
 
 
+@pytest.mark.slow
 def test_fallback_replaces_only_failed_sequences_under_vmap(getkey):
     neuron = lt.LTC(8, 3, key=getkey())
     inputs = jr.normal(getkey(), (3, 500, 3))
@@ -301,7 +303,7 @@ def test_newton_on_expanding_recurrence_at_tight_tolerance(rtol, getkey):
 # ------------------------------------------ the accelerator path, tested on the CPU
 
 
-@pytest.mark.parametrize("dtype", [jnp.float32, jnp.float64])
+@pytest.mark.parametrize("dtype", slow_after_first([jnp.float32, jnp.float64]))
 @pytest.mark.parametrize("name", ["lrc", "lrc_symmetric", "dense_lrc"])
 def test_associative_scan_newton_matches_sequential(name, dtype, getkey):
     """On a CPU the Newton step defaults to a sequential scan; accelerators use

@@ -97,6 +97,7 @@ def _hand_written_path(interpolation, grid, inputs):
     return u
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("interpolation", ["linear", "cubic"])
 def test_ode_interpolations_with_varying_input(interpolation, getkey):
     """A varying input at irregular times through each interpolation, against the
@@ -162,6 +163,7 @@ def test_ode_gradients_finite_difference(getkey):
 # --------------------------------------------------------------- compare_views
 
 
+@pytest.mark.slow
 def test_compare_views(getkey):
     neuron = lt.LRC(8, 3, key=getkey())
     inputs, _ = data(getkey(), 200, 3, jnp.float64)

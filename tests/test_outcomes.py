@@ -186,6 +186,7 @@ def test_compare_views_reports_outcomes_and_factor():
     assert cmp.recurrence_vs_ode["max"] > 5
 
 
+@pytest.mark.slow
 def test_compare_views_healthy_neuron(getkey):
     neuron = lt.LRC(6, 3, key=getkey())
     inputs = jr.normal(getkey(), (100, 3))

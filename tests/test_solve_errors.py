@@ -118,6 +118,7 @@ def test_nonconverged_parallel_solve(getkey):
     assert sol.result == lt.RESULTS.newton_max_iters_reached
 
 
+@pytest.mark.slow
 def test_diverging_recurrence_reports_nonfinite(getkey):
     """LTC with explicit Euler at Δt = 1 blows up; Newton reports it."""
     neuron = lt.LTC(8, 3, key=getkey())

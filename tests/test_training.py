@@ -111,6 +111,7 @@ def reference_run(tmp_path_factory):
 # ------------------------------------------------------------------- correctness
 
 
+@pytest.mark.slow
 def test_first_losses_parallel_equal_sequential(reference_run):
     _, parallel = reference_run
     sequential = fit(
@@ -462,6 +463,7 @@ def reference_subprocess_run(tmp_path_factory):
     return out
 
 
+@pytest.mark.slow
 def test_sigkill_between_epochs_then_resume(reference_subprocess_run, tmp_path):
     out = tmp_path / "run"
     _kill_at_marker(_worker(tmp_path, out, "between-epochs", kill_epoch=2), out)
@@ -473,6 +475,7 @@ def test_sigkill_between_epochs_then_resume(reference_subprocess_run, tmp_path):
     assert [json.loads(line)["epoch"] for line in lines] == [1, 2, 3, 4]
 
 
+@pytest.mark.slow
 def test_sigkill_while_writing_checkpoint(reference_subprocess_run, tmp_path):
     out = tmp_path / "run"
     # Killed half-way through writing epoch 3's checkpoint.
