@@ -13,11 +13,16 @@ import lrc_toolkit as lt
 from lrc_toolkit._neurons._init import inv_softplus
 
 
-def slow_after_first(values):
+def slow_after_first(values, *, unpack=False):
     """Parametrisation values whose first stays in the fast tier and the rest are
-    marked `slow` (`pytest -m "not slow"` runs one case, `.ci/run` all)."""
+    marked `slow` (`pytest -m "not slow"` runs one case, `.ci/run` all). With
+    `unpack`, each value is the tuple of several argument names' values."""
     values = list(values)
-    return values[:1] + [pytest.param(v, marks=pytest.mark.slow) for v in values[1:]]
+    slow = pytest.mark.slow
+    return values[:1] + [
+        pytest.param(*v, marks=slow) if unpack else pytest.param(v, marks=slow)
+        for v in values[1:]
+    ]
 
 
 def tree_allclose(x, y, *, rtol=1e-5, atol=1e-8):

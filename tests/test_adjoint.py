@@ -16,6 +16,7 @@ from .helpers import (
     data,
     DENSE,
     DIAGONAL,
+    slow_after_first,
     weighted_loss,
 )
 
@@ -25,16 +26,22 @@ from .helpers import (
 
 @pytest.mark.parametrize(
     "make,kwargs",
-    [
-        (DIAGONAL["lrc_input_elastance"], {}),
-        (DIAGONAL["lrc_symmetric"], {"discretisation": lt.DiffraxStep(diffrax.Heun())}),
-        (DIAGONAL["stc"], {}),
-        (DENSE["dense_lrc"][0], {"method": "dense"}),
-        (
-            DENSE["ltc"][0],
-            {"method": "quasi", "discretisation": lt.SemiImplicitEuler()},
-        ),
-    ],
+    slow_after_first(
+        [
+            (DIAGONAL["lrc_input_elastance"], {}),
+            (
+                DIAGONAL["lrc_symmetric"],
+                {"discretisation": lt.DiffraxStep(diffrax.Heun())},
+            ),
+            (DIAGONAL["stc"], {}),
+            (DENSE["dense_lrc"][0], {"method": "dense"}),
+            (
+                DENSE["ltc"][0],
+                {"method": "quasi", "discretisation": lt.SemiImplicitEuler()},
+            ),
+        ],
+        unpack=True,
+    ),
 )
 def test_gradients_match_autodiff_through_scan(make, kwargs, getkey):
     neuron = make(6, 3, jnp.float64, getkey())

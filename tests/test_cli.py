@@ -69,6 +69,7 @@ def test_train_writes_results(trained):
         assert (out / f"seed_{seed}" / "best.eqx").exists()
 
 
+@pytest.mark.slow
 def test_evaluate_checkpoint(trained, capsys):
     out, _ = trained
     results = json.loads((out / "results.json").read_text())
@@ -80,6 +81,7 @@ def test_evaluate_checkpoint(trained, capsys):
     assert report["accuracy"] == results["per_seed"]["3456"]["test_accuracy"]
 
 
+@pytest.mark.slow
 def test_resume_finished_run_and_refuse_overwrite(trained, capsys):
     out, _ = trained
     before = json.loads((out / "results.json").read_text())
@@ -95,6 +97,7 @@ def test_resume_finished_run_and_refuse_overwrite(trained, capsys):
     assert after["test_accuracy"] == before["test_accuracy"]
 
 
+@pytest.mark.slow
 def test_evaluate_errors(trained, tmp_path, capsys):
     out, _ = trained
     best = out / "seed_2345" / "best.eqx"

@@ -13,6 +13,8 @@ import tomllib
 
 import pytest
 
+from .helpers import slow_after_first
+
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 OPTIONAL = ("aeon", "matplotlib", "sklearn", "pandas", "numba")
@@ -147,7 +149,10 @@ def test_models_do_not_load_the_training_loop():
 
 @pytest.mark.parametrize(
     "what,extra",
-    [("load_uea", "data"), ("minirocket", "data"), ("plot_comparison", "plot")],
+    slow_after_first(
+        [("load_uea", "data"), ("minirocket", "data"), ("plot_comparison", "plot")],
+        unpack=True,
+    ),
 )
 def test_missing_extra_is_named(report, what, extra):
     kind, message = report["errors"][what]
