@@ -52,14 +52,15 @@ def _per_step_batch(model, xs, masks, ts=None):
 def _reference_step(model, states, x_t, dt):
     """One time step of the model's maths, written here: encoder; per block
     LayerNorm, an explicit-Euler step of the neuron's `vector_field`, MLP, residual
-    add, LayerNorm; decoder."""
+    add (to the normalised or the raw block input), LayerNorm; decoder."""
     h = model.encoder(x_t)
     new = []
     for block, x in zip(model.blocks, states):
         u = block.norm_in(h)
         x = x + jnp.asarray(dt, x.dtype) * block.neuron.vector_field(x, u)
         new.append(x)
-        h = block.norm_out(h + block.mlp(x))
+        skip = u if block.residual == "normalised" else h
+        h = block.norm_out(skip + block.mlp(x))
     return tuple(new), model.decoder(h)
 
 
@@ -120,6 +121,22 @@ def test_matches_python_loop_reference(solver, blocks, getkey):
     )
     # Not a coincidence of Δt: the loop with Δt = 1 differs.
     assert float(jnp.max(jnp.abs(_reference(model, x, 1.0)[0] - ref))) > 1e-3
+
+
+def test_each_skip_path_matches_the_reference(getkey):
+    """`residual="normalised"` (the default) adds the block's MLP output to the
+    LayerNorm'd block input, `"input"` to the raw one: each equals the plain loop,
+    and the two differ."""
+    key, x = getkey(), jr.normal(getkey(), (T, P))
+    outs = {}
+    for residual in ("normalised", "input"):
+        model = _model(key, solver=SOLVERS["sequential"], residual=residual)
+        assert model.blocks[0].residual == residual
+        outs[residual] = model.per_step(x)
+        ref, _ = _reference(model, x)
+        np.testing.assert_allclose(outs[residual], ref, rtol=1e-7, atol=1e-9)
+    assert LrcSSM(P, C, key=key).blocks[0].residual == "normalised"
+    assert float(jnp.max(jnp.abs(outs["normalised"] - outs["input"]))) > 1e-3
 
 
 @pytest.mark.parametrize("solver", list(SOLVERS))

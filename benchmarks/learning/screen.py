@@ -8,7 +8,10 @@ Variants (every other setting is `lrc-toolkit train`'s default preset: H = D = 3
 - `responsive`: the responsive LRC initialisation alone.
 - `timescales`: learned per-neuron time scales (`TimeScaled`, log-uniform over
   [1e-3, 1]) alone.
-- `new`: both (the 0.3 defaults: half of the neurons start at the fast end);
+- `new`: both (half of the neurons start at the fast end), with the 0.2 skip path
+  (`residual="input"`); `new-normres`: the **0.3 defaults**, `new` with the skip
+  path after the input LayerNorm (`residual="normalised"`); `new-b4`: batch 4;
+  `new-short`: time scales over [1e-2, 1];
   `new-wide` with [1e-3, 0.9]; `-lr`: learning rate 1e-2; `-last`: the last
   state's readout; `-wd`: weight decay 1e-2.
 - rows named `log-uniform` (and `log-uniform-0.9`, `-lr`, `-last`) in the
@@ -104,11 +107,11 @@ TASKS = {
 
 
 # variant: (LrcSSM arguments, TrainConfig overrides), every one explicit (not
-# relative to the current defaults). "old": the 0.2 defaults; "new-unit": the 0.3
-# defaults.
-_OLD = dict(neuron_init="reference", time_scales=None)
-_RESPONSIVE = dict(neuron_init="responsive", time_scales=None)
-_NEW = dict(neuron_init="responsive", time_scales=(1e-3, 1.0))
+# relative to the current defaults). "old": the 0.2 defaults; "new-normres": the 0.3
+# defaults (the responsive start, learned time scales, the normalised skip).
+_OLD = dict(neuron_init="reference", time_scales=None, residual="input")
+_RESPONSIVE = dict(neuron_init="responsive", time_scales=None, residual="input")
+_NEW = dict(neuron_init="responsive", time_scales=(1e-3, 1.0), residual="input")
 VARIANTS = {
     "old": (_OLD, {}),
     "responsive": (_RESPONSIVE, {}),

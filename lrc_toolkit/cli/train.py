@@ -140,8 +140,7 @@ def add_train_parser(subparsers) -> None:
     )
     arch = p.add_argument_group(
         "architecture (the defaults are the toolkit's; the reference implementation "
-        "uses --activation relu --init he_uniform --no-norm-affine --residual "
-        "normalised)"
+        "uses --activation relu --init he_uniform --no-norm-affine)"
     )
     arch.add_argument(
         "--dt",

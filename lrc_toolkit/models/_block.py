@@ -38,7 +38,7 @@ class LiquidBlock(eqx.Module):
         *,
         activation: str = "gelu",
         norm_affine: bool = True,
-        residual: str = "input",
+        residual: str = "normalised",
         init: str = "default",
         dtype,
         key: PRNGKeyArray,
