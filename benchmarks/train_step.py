@@ -50,7 +50,7 @@ import optax
 from _common import machine, positive, RESULTS, write_csv
 
 import lrc_toolkit as lt
-from lrc_toolkit.models import LrcSSM
+from lrc_toolkit.models import DEFAULTS_0_2, LrcSSM
 
 
 @dataclasses.dataclass(frozen=True)
@@ -89,9 +89,6 @@ def optimiser(c: Config):
 REFERENCE_ARCHITECTURE = dict(
     activation="relu", norm_affine=False, residual="normalised", init="he_uniform"
 )
-
-
-DEFAULTS_0_2 = dict(neuron_init="reference", time_scales=None)
 
 
 def ours(c: Config, solver=None, seed: int = 0, **options):

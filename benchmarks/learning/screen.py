@@ -42,7 +42,7 @@ import jax.numpy as jnp
 import jax.random as jr
 import numpy as np
 
-from lrc_toolkit.models import LrcSSM
+from lrc_toolkit.models import DEFAULTS_0_2, LrcSSM
 from lrc_toolkit.training import DEFAULT_PRESET, fit
 
 
@@ -109,9 +109,9 @@ TASKS = {
 # variant: (LrcSSM arguments, TrainConfig overrides), every one explicit (not
 # relative to the current defaults). "old": the 0.2 defaults; "new-normres": the 0.3
 # defaults (the responsive start, learned time scales, the normalised skip).
-_OLD = dict(neuron_init="reference", time_scales=None, residual="input")
-_RESPONSIVE = dict(neuron_init="responsive", time_scales=None, residual="input")
-_NEW = dict(neuron_init="responsive", time_scales=(1e-3, 1.0), residual="input")
+_OLD = DEFAULTS_0_2
+_RESPONSIVE = dict(_OLD, neuron_init="responsive")
+_NEW = dict(_RESPONSIVE, time_scales=(1e-3, 1.0))
 VARIANTS = {
     "old": (_OLD, {}),
     "responsive": (_RESPONSIVE, {}),

@@ -4,7 +4,8 @@ first epochs?
 A new user found the 0.2 LRC sitting at chance for many epochs on a two-class
 frequency task. For every neuron of `lrc_toolkit.models.NEURONS` and two settings,
 the 0.2 defaults (`neuron_init="reference"` where the neuron has it, no learned
-time scales) and the model's current defaults, this script measures
+time scales, the skip path before the input LayerNorm) and the model's current
+defaults, this script measures
 
 - the **state response** at initialisation: the standard deviation over time of
   the first block's liquid states (after 100 settling steps), averaged over
@@ -35,7 +36,7 @@ import jax.random as jr
 import numpy as np
 
 import lrc_toolkit as lt
-from lrc_toolkit.models import LrcSSM, NEURONS
+from lrc_toolkit.models import DEFAULTS_0_2, LrcSSM, NEURONS
 from lrc_toolkit.training import DEFAULT_PRESET, evaluate, fit
 
 
@@ -44,7 +45,7 @@ H = D = 16
 
 # setting: LrcSSM arguments ("reference" only for neurons that take `init`)
 SETTINGS = {
-    "0.2 defaults": dict(neuron_init="reference", time_scales=None),
+    "0.2 defaults": DEFAULTS_0_2,
     "current defaults": {},
 }
 

@@ -1,6 +1,7 @@
 """The LrcSSM sequence model and its blocks."""
 
 from .._neurons.registry import NEURONS as NEURONS
+from ._arguments import DEFAULTS_0_2 as DEFAULTS_0_2
 from ._block import LiquidBlock as LiquidBlock
 from ._lrcssm import LrcSSM as LrcSSM
 

@@ -16,6 +16,10 @@ from ._mlp import ACTIVATIONS, INITS
 TASKS = ("classification", "regression")
 RESIDUALS = ("input", "normalised")
 READOUTS = ("mean", "last", "per_step")
+# The `LrcSSM` arguments that rebuild the 0.2 model from the current defaults: the
+# paper's LRC initialisation, one global step, the skip path before the input
+# LayerNorm (`LrcSSM(..., **DEFAULTS_0_2)`; the benchmarks compare against it).
+DEFAULTS_0_2 = dict(neuron_init="reference", time_scales=None, residual="input")
 
 
 def _positive_int(name, value):
