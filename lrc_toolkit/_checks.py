@@ -1,6 +1,7 @@
 """Argument checks shared by the neurons, solvers, model and training loop: each
 message is written once here."""
 
+import numbers
 from collections.abc import Collection
 
 
@@ -8,3 +9,19 @@ def check_choice(name: str, value, choices: Collection) -> None:
     """Raise `ValueError` unless `value` is one of `choices` (an argument `name`)."""
     if value not in choices:
         raise ValueError(f"`{name}` must be one of {tuple(choices)}, got {value!r}.")
+
+
+def check_integer(name: str, value, *, minimum: int = 1, note: str = "") -> int:
+    """Return `value` as an `int`; raise `ValueError` unless it is an integer (not
+    `bool`) of at least `minimum` (an argument `name`; `note` is added to the
+    message, e.g. what 0 means)."""
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, numbers.Integral)
+        or value < minimum
+    ):
+        kind = {1: "a positive integer", 0: "a non-negative integer"}.get(
+            minimum, f"an integer >= {minimum}"
+        )
+        raise ValueError(f"`{name}` must be {kind}{note}, got {value!r}.")
+    return int(value)

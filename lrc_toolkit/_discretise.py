@@ -9,6 +9,7 @@ import lineax as lx
 from jaxtyping import Array, Bool, Inexact, PyTree, Real
 
 from ._blocks import as_blocks, block_jacobian, block_size, value_and_diagonal
+from ._checks import check_integer
 from ._neurons.base import AbstractAffineNeuron, AbstractLiquidNeuron
 
 
@@ -152,10 +153,7 @@ class SemiImplicitEuler(AbstractDiscretisation):
     substeps: int = eqx.field(default=1, static=True)
 
     def __check_init__(self):
-        if not isinstance(self.substeps, int) or self.substeps < 1:
-            raise ValueError(
-                f"`substeps` must be a positive integer, got {self.substeps!r}."
-            )
+        check_integer("substeps", self.substeps)
 
     def step(self, neuron, x, drive, dt):
         h = jnp.asarray(dt).astype(x.dtype) / self.substeps
@@ -266,10 +264,7 @@ class ImplicitEuler(AbstractDiscretisation):
             value = getattr(self, name)
             if value is not None and not value > 0:
                 raise ValueError(f"`{name}` must be positive or None, got {value!r}.")
-        if not isinstance(self.max_steps, int) or self.max_steps < 1:
-            raise ValueError(
-                f"`max_steps` must be a positive integer, got {self.max_steps!r}."
-            )
+        check_integer("max_steps", self.max_steps)
 
     def step(self, neuron, x, drive, dt):
         dt = jnp.asarray(dt).astype(x.dtype)

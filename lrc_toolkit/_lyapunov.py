@@ -4,6 +4,7 @@ import jax.numpy as jnp
 import jax.random as jr
 from jaxtyping import Array, ArrayLike, Float, Inexact, PRNGKeyArray, PyTree, Real
 
+from ._checks import check_integer
 from ._discretise import AbstractDiscretisation
 from ._neurons.base import AbstractLiquidNeuron
 from ._solve._linearise import drives, shifted
@@ -11,8 +12,7 @@ from ._solve._validate import check_discretisation, validate
 
 
 def _check_count(name: str, value, limit: int | None = None) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"`{name}` must be a positive integer, got {value!r}.")
+    value = check_integer(name, value)
     if limit is not None and value > limit:
         raise ValueError(
             f"`num_exponents={value}` exceeds the dimension of the tangent space, "

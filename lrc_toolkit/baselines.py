@@ -12,6 +12,8 @@ from typing import Any
 
 import numpy as np
 
+from ._checks import check_integer
+
 
 def _series(split) -> np.ndarray:
     """`(N, channels, T)` as aeon expects, padded steps set to zero."""
@@ -200,8 +202,7 @@ def naive_forecasts(split, *, season: int | None = None) -> np.ndarray:
     if season is None:
         back = np.zeros(horizon, np.int64)
     else:
-        if isinstance(season, bool) or not isinstance(season, int) or season < 1:
-            raise ValueError(f"`season` must be a positive integer, got {season!r}.")
+        check_integer("season", season)
         if season > lengths.min():
             raise ValueError(
                 f"The seasonal naive forecast looks back one season ({season} "

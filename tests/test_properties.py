@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given, settings
 
 import lrc_toolkit as lt
+from lrc_toolkit.training import TrainConfig
 
 from .helpers import python_loop
 
@@ -278,6 +279,40 @@ def test_sizes_checked(name, bad, which):
     message = which if isinstance(bad, float) else f"`{which}` must be a positive"
     with pytest.raises(error, match=message):
         BUILT_IN[name](sizes["state_size"], sizes["input_size"], key=jr.key(0))
+
+
+def _lyapunov_every(value):
+    neuron = lt.LRC(3, 2, key=jr.key(0))
+    inputs = jnp.zeros((4, 2))
+    lt.lyapunov_exponent(neuron, jnp.zeros(3), inputs, reorthonormalise_every=value)
+
+
+# Every other integer option of the library, by the name its message gives: one
+# check (`_checks.check_integer`), one message.
+INTEGER_OPTIONS = {
+    "max_iters": lambda v: lt.ParallelNewton(max_iters=v),
+    "chunk_size": lambda v: lt.ParallelNewton(chunk_size=v),
+    "substeps": lambda v: lt.SemiImplicitEuler(substeps=v),
+    "max_steps": lambda v: lt.ImplicitEuler(max_steps=v),
+    "backbone_units": lambda v: lt.CfC(3, 2, backbone_units=v, key=jr.key(0)),
+    "epochs": lambda v: TrainConfig(epochs=v),
+    "reorthonormalise_every": _lyapunov_every,
+}
+
+
+@pytest.mark.parametrize("name", list(INTEGER_OPTIONS))
+@pytest.mark.parametrize("bad", [0, -2, True])
+def test_integer_options_checked(name, bad):
+    with pytest.raises(ValueError, match=f"`{name}` must be a positive integer, got"):
+        INTEGER_OPTIONS[name](bad)
+
+
+def test_zero_backbone_layers_allowed_and_negative_named():
+    assert lt.CfC(3, 2, backbone_layers=0, key=jr.key(0)).backbone == ()
+    with pytest.raises(
+        ValueError, match=r"`backbone_layers` must be a non-negative integer \(0: no"
+    ):
+        lt.CfC(3, 2, backbone_layers=-1, key=jr.key(0))
 
 
 @pytest.mark.parametrize("cls", [lt.LTC, lt.DenseLRC])

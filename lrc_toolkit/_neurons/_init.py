@@ -5,6 +5,8 @@ import jax.numpy as jnp
 import jax.random as jr
 from jaxtyping import Array, PRNGKeyArray
 
+from .._checks import check_integer
+
 
 def default_float(dtype) -> jnp.dtype:
     """The dtype to create parameters in: `dtype`, or JAX's default float."""
@@ -27,9 +29,8 @@ def inv_softplus(y: Array) -> Array:
 
 def check_sizes(state_size, input_size) -> None:
     """Raise `ValueError` unless both sizes are positive integers (not `bool`)."""
-    for name, size in (("state_size", state_size), ("input_size", input_size)):
-        if not isinstance(size, int) or isinstance(size, bool) or size < 1:
-            raise ValueError(f"`{name}` must be a positive integer, got {size!r}.")
+    check_integer("state_size", state_size)
+    check_integer("input_size", input_size)
 
 
 def elastance(kind: str, pre: Array, half_width: Array | None) -> Array:

@@ -24,9 +24,9 @@ import jax.numpy as jnp
 import jax.random as jr
 from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray, Real
 
-from .._checks import check_choice
+from .._checks import check_choice, check_integer
 from .._discretise import AbstractDiscretisation, ClosedForm
-from ._init import default_float, uniform
+from ._init import check_sizes, default_float, uniform
 from .base import AbstractLiquidNeuron
 
 
@@ -42,18 +42,9 @@ _ACTIVATIONS = {
 
 
 def _check_options(state_size, input_size, mode, activation, units, layers) -> None:
-    for name, size in (
-        ("state_size", state_size),
-        ("input_size", input_size),
-        ("backbone_units", units),
-    ):
-        if not isinstance(size, int) or isinstance(size, bool) or size < 1:
-            raise ValueError(f"`{name}` must be a positive integer, got {size!r}.")
-    if not isinstance(layers, int) or isinstance(layers, bool) or layers < 0:
-        raise ValueError(
-            f"`backbone_layers` must be a non-negative integer (0: no backbone), got "
-            f"{layers!r}."
-        )
+    check_sizes(state_size, input_size)
+    check_integer("backbone_units", units)
+    check_integer("backbone_layers", layers, minimum=0, note=" (0: no backbone)")
     check_choice("mode", mode, _MODES)
     check_choice("backbone_activation", activation, _ACTIVATIONS)
 

@@ -7,7 +7,7 @@ import jax.numpy as jnp
 from jaxtyping import Array
 
 from .. import _blocks
-from .._checks import check_choice
+from .._checks import check_choice, check_integer
 from .._solution import RESULTS, Solution
 from ._adjoint import fixed_point_solve
 from ._linearise import drives, linearise, misdeclared, shifted
@@ -153,14 +153,8 @@ class ParallelNewton(AbstractLiquidSolver):
     def __check_init__(self):
         if self.method is not None:
             check_choice("method", self.method, _METHODS)
-        if self.max_iters is not None and (
-            isinstance(self.max_iters, bool)
-            or not isinstance(self.max_iters, int)
-            or self.max_iters < 1
-        ):
-            raise ValueError(
-                f"`max_iters` must be a positive integer, got {self.max_iters!r}."
-            )
+        if self.max_iters is not None:
+            check_integer("max_iters", self.max_iters)
         for name in ("rtol", "atol"):
             value = getattr(self, name)
             if value is not None and not value >= 0:
@@ -169,14 +163,8 @@ class ParallelNewton(AbstractLiquidSolver):
             raise ValueError(
                 f"`damping` must be a positive radius, got {self.damping!r}."
             )
-        if self.chunk_size is not None and (
-            isinstance(self.chunk_size, bool)
-            or not isinstance(self.chunk_size, int)
-            or self.chunk_size < 1
-        ):
-            raise ValueError(
-                f"`chunk_size` must be a positive integer, got {self.chunk_size!r}."
-            )
+        if self.chunk_size is not None:
+            check_integer("chunk_size", self.chunk_size)
         if self.fallback is not None and (
             not isinstance(self.fallback, AbstractLiquidSolver)
             or isinstance(self.fallback, ParallelNewton)

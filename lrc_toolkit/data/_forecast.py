@@ -2,11 +2,11 @@
 `horizon` steps) pairs, split chronologically and normalised with training
 statistics only."""
 
-import numbers
 from collections.abc import Sequence
 
 import numpy as np
 
+from .._checks import check_integer
 from ._dataset import Split, UEADataset
 from ._protocol import _check_fractions, DEFAULT_FRACTIONS, split_sizes
 
@@ -86,7 +86,7 @@ def forecast_windows(
         raise TypeError(f"`name` must be a string, got {type(name).__name__}.")
     fractions = _check_fractions(fractions)
     items = _as_series(series, name)
-    horizon = _positive(horizon, "horizon")
+    horizon = check_integer("horizon", horizon)
     lengths = [s.shape[0] for s in items]
     for i, length in enumerate(lengths):
         if horizon >= length:
@@ -99,7 +99,7 @@ def forecast_windows(
     cuts = [_cuts(length, fractions) for length in lengths]
     if window is None:
         window = max(1, min(4 * horizon, min(b1 for b1, _ in cuts) // 2))
-    window = _positive(window, "window")
+    window = check_integer("window", window)
     for i, length in enumerate(lengths):
         if window + horizon > length:
             raise ValueError(
@@ -144,16 +144,6 @@ def forecast_windows(
         std=None if std is None else std.astype(np.float32),
         num_duplicates=0,
     )
-
-
-def _positive(value, what: str) -> int:
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, numbers.Integral)
-        or int(value) < 1
-    ):
-        raise ValueError(f"`{what}` must be a positive integer, got {value!r}.")
-    return int(value)
 
 
 def _as_series(series, name: str) -> list[np.ndarray]:

@@ -4,7 +4,7 @@ stands for."""
 import jax.numpy as jnp
 import jax.random as jr
 
-from .._checks import check_choice
+from .._checks import check_choice, check_integer
 from .._discretise import AbstractDiscretisation, ClosedForm
 from .._neurons.base import AbstractLiquidNeuron
 from .._neurons.registry import NEURONS
@@ -16,15 +16,12 @@ from ._mlp import ACTIVATIONS, INITS
 TASKS = ("classification", "regression")
 RESIDUALS = ("input", "normalised")
 READOUTS = ("mean", "last", "per_step")
-# The `LrcSSM` arguments that rebuild the 0.2 model from the current defaults: the
-# paper's LRC initialisation, one global step, the skip path before the input
-# LayerNorm (`LrcSSM(..., **DEFAULTS_0_2)`; the benchmarks compare against it).
 DEFAULTS_0_2 = dict(neuron_init="reference", time_scales=None, residual="input")
-
-
-def _positive_int(name, value):
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"`{name}` must be a positive integer, got {value!r}.")
+"""The `LrcSSM` arguments that rebuild the 0.2 model from the current defaults:
+the paper's LRC initialisation, one global step $\Delta t$ for every neuron, and the
+block's MLP output added to the raw block input. `LrcSSM(..., **DEFAULTS_0_2)`; on
+the command line `--neuron-init reference --time-scales none --residual input`. The
+benchmarks compare the current defaults against it."""
 
 
 def check_arguments(
@@ -43,7 +40,7 @@ def check_arguments(
 ) -> None:
     """Raise a clear error for an argument of the wrong kind or value."""
     for name, value in sizes.items():
-        _positive_int(name, value)
+        check_integer(name, value)
     if not isinstance(solver, AbstractLiquidSolver):
         raise TypeError(
             "`solver` must be an `lrc_toolkit.AbstractLiquidSolver` such as "

@@ -2,13 +2,8 @@ import dataclasses
 import math
 from typing import Any
 
-from .._checks import check_choice
+from .._checks import check_choice, check_integer
 from ._stopping import EarlyStopping
-
-
-def _check_int(name, value, minimum):
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"`{name}` must be an integer >= {minimum}, got {value!r}.")
 
 
 def _check_positive(name, value):
@@ -83,11 +78,11 @@ class TrainConfig:
     weight_decay: float = 0.0
 
     def __post_init__(self):
-        _check_int("epochs", self.epochs, 1)
-        _check_int("batch_size", self.batch_size, 1)
-        _check_int("patience", self.patience, 1)
-        _check_int("eval_batch_size", self.eval_batch_size, 1)
-        _check_int("seed", self.seed, 0)
+        check_integer("epochs", self.epochs)
+        check_integer("batch_size", self.batch_size)
+        check_integer("patience", self.patience)
+        check_integer("eval_batch_size", self.eval_batch_size)
+        check_integer("seed", self.seed, minimum=0)
         _check_positive("learning_rate", self.learning_rate)
         _check_positive("clip_norm", self.clip_norm)
         if not isinstance(self.ties_improve, bool):
@@ -95,11 +90,11 @@ class TrainConfig:
                 f"`ties_improve` must be True or False, got {self.ties_improve!r}."
             )
         if self.perfect_patience is not None:
-            _check_int("perfect_patience", self.perfect_patience, 0)
+            check_integer("perfect_patience", self.perfect_patience, minimum=0)
         if self.time_budget is not None:
             _check_positive("time_budget", self.time_budget)
         check_choice("schedule", self.schedule, SCHEDULES)
-        _check_int("warmup_epochs", self.warmup_epochs, 0)
+        check_integer("warmup_epochs", self.warmup_epochs, minimum=0)
         if self.warmup_epochs >= self.epochs and self.schedule == "cosine":
             raise ValueError(
                 f"`warmup_epochs` ({self.warmup_epochs}) must be fewer than `epochs` "
@@ -198,7 +193,7 @@ class Preset:
 
     def __post_init__(self):
         for name in ("hidden_size", "state_size", "num_blocks"):
-            _check_int(name, getattr(self, name), 1)
+            check_integer(name, getattr(self, name))
         if not isinstance(self.train, TrainConfig):
             raise TypeError(
                 f"`train` must be a TrainConfig, got {type(self.train).__name__}."

@@ -12,6 +12,7 @@ import jax.random as jr
 import numpy as np
 from jax.sharding import Mesh
 
+from .._checks import check_integer
 from ..distributed import replicate
 from ._checkpoint import CheckpointError, deserialise, read_checkpoint
 from ._config import TrainConfig
@@ -333,14 +334,7 @@ def evaluate(
         raise TypeError(
             f"`model` must be an Equinox module, got {type(model).__name__}."
         )
-    if (
-        isinstance(batch_size, bool)
-        or not isinstance(batch_size, int)
-        or batch_size < 1
-    ):
-        raise ValueError(
-            f"`batch_size` must be a positive integer, got {batch_size!r}."
-        )
+    check_integer("batch_size", batch_size)
     arrays = check_split(model, data, "data")
     objective = make_objective(model, loss, metrics, arrays.times)
     return evaluate_arrays(model, objective, arrays, batch_size)
