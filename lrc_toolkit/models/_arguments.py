@@ -17,7 +17,7 @@ TASKS = ("classification", "regression")
 RESIDUALS = ("input", "normalised")
 READOUTS = ("mean", "last", "per_step")
 DEFAULTS_0_2 = dict(neuron_init="reference", time_scales=None, residual="input")
-"""The `LrcSSM` arguments that rebuild the 0.2 model from the current defaults:
+r"""The `LrcSSM` arguments that rebuild the 0.2 model from the current defaults:
 the paper's LRC initialisation, one global step $\Delta t$ for every neuron, and the
 block's MLP output added to the raw block input. `LrcSSM(..., **DEFAULTS_0_2)`; on
 the command line `--neuron-init reference --time-scales none --residual input`. The
