@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from ._checks import check_integer
+from . import _checks
 
 
 def _series(split) -> np.ndarray:
@@ -202,7 +202,7 @@ def naive_forecasts(split, *, season: int | None = None) -> np.ndarray:
     if season is None:
         back = np.zeros(horizon, np.int64)
     else:
-        check_integer("season", season)
+        _checks.check_integer("season", season)
         if season > lengths.min():
             raise ValueError(
                 f"The seasonal naive forecast looks back one season ({season} "

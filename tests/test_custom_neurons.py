@@ -171,7 +171,10 @@ def test_missing_vector_field_is_abstract():
 @pytest.mark.slow
 def test_custom_neuron_trains_inside_lrcssm(getkey):
     """A neuron defined here, given to LrcSSM as a factory, trains with the
-    parallel solver: finite losses that decrease, parameters that move."""
+    parallel solver: finite losses that decrease, parameters that move. (Δt = 0.5:
+    with τ = 1 and a negative self-weight w the explicit step at Δt = 1 sits at its
+    stability edge, |1 - Δt (1 - w) / τ| ≈ 1, and a few Adam steps on τ cross it,
+    which the model rightly reports as an unstable step.)"""
     factory = lambda D, H, *, key: Leaky(D, H, dtype=jnp.float32, key=key)
     model = LrcSSM(
         P,
@@ -181,6 +184,7 @@ def test_custom_neuron_trains_inside_lrcssm(getkey):
         num_blocks=1,
         neuron=factory,
         solver=lt.ParallelNewton(),
+        dt=0.5,
         dtype=jnp.float32,
         key=getkey(),
     )
