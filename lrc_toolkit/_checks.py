@@ -11,15 +11,15 @@ def check_choice(name: str, value, choices: Collection) -> None:
         raise ValueError(f"`{name}` must be one of {tuple(choices)}, got {value!r}.")
 
 
-def check_integer(name: str, value, *, minimum: int = 1, note: str = "") -> int:
-    """Return `value` as an `int`; raise `ValueError` unless it is an integer (not
-    `bool`) of at least `minimum` (an argument `name`; `note` is added to the
-    message, e.g. what 0 means)."""
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, numbers.Integral)
-        or value < minimum
-    ):
+def check_integer(
+    name: str, value, *, minimum: int = 1, note: str = "", any_integral=False
+) -> int:
+    """Return `value` as an `int`; raise `ValueError` unless it is a Python `int`
+    (not `bool`; with `any_integral`, NumPy's integers too, for a caller that keeps
+    the returned `int`) of at least `minimum` (an argument `name`; `note` is added
+    to the message, e.g. what 0 means)."""
+    kinds = numbers.Integral if any_integral else int
+    if isinstance(value, bool) or not isinstance(value, kinds) or value < minimum:
         kind = {1: "a positive integer", 0: "a non-negative integer"}.get(
             minimum, f"an integer >= {minimum}"
         )

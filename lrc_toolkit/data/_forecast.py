@@ -86,7 +86,7 @@ def forecast_windows(
         raise TypeError(f"`name` must be a string, got {type(name).__name__}.")
     fractions = _check_fractions(fractions)
     items = _as_series(series, name)
-    horizon = check_integer("horizon", horizon)
+    horizon = check_integer("horizon", horizon, any_integral=True)
     lengths = [s.shape[0] for s in items]
     for i, length in enumerate(lengths):
         if horizon >= length:
@@ -99,7 +99,7 @@ def forecast_windows(
     cuts = [_cuts(length, fractions) for length in lengths]
     if window is None:
         window = max(1, min(4 * horizon, min(b1 for b1, _ in cuts) // 2))
-    window = check_integer("window", window)
+    window = check_integer("window", window, any_integral=True)
     for i, length in enumerate(lengths):
         if window + horizon > length:
             raise ValueError(
