@@ -1,6 +1,7 @@
 """Argument checks shared by the neurons, solvers, model and training loop: each
 message is written once here."""
 
+import math
 import numbers
 from collections.abc import Collection
 
@@ -25,3 +26,19 @@ def check_integer(
         )
         raise ValueError(f"`{name}` must be {kind}{note}, got {value!r}.")
     return int(value)
+
+
+def check_positive(name: str, value, *, or_none: bool = False) -> None:
+    """Raise `ValueError` unless `value` is a finite positive real number (not
+    `bool`; an argument `name`; `or_none`: the message says `None` is allowed too,
+    which the caller checks)."""
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, numbers.Real)
+        or not math.isfinite(value)
+        or value <= 0
+    ):
+        also = " or None" if or_none else ""
+        raise ValueError(
+            f"`{name}` must be a finite positive number{also}, got {value!r}."
+        )

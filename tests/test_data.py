@@ -763,7 +763,9 @@ def test_split_and_time_steps_reject_bad_times():
         time_steps(np.arange(3.0), np.array([True, False, True]))
     with pytest.raises((TypeError, ValueError), match="mask"):
         time_steps(np.arange(3.0), np.array([True, True]))
-    with pytest.raises(ValueError, match="`first` must be a positive number"):
+    with pytest.raises(
+        ValueError, match="`first` must be a finite positive number or None"
+    ):
         time_steps(np.arange(3.0), first=0.0)
 
 

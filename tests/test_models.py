@@ -620,7 +620,7 @@ def test_errors(getkey):
         _model(getkey(), task="ranking")
     with pytest.raises(ValueError, match="`state_size` must be a positive integer"):
         _model(getkey(), state_size=0)
-    with pytest.raises(ValueError, match="`dt` must be a positive number"):
+    with pytest.raises(ValueError, match="`dt` must be a finite positive number"):
         _model(getkey(), dt=-1.0)
     with pytest.raises(ValueError, match="must return a neuron with state_size=4"):
         _model(getkey(), neuron=lambda D, H, *, key: lt.LRC(D + 1, H, key=key))

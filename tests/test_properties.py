@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given, settings
 
 import lrc_toolkit as lt
+from lrc_toolkit.models import LrcSSM
 from lrc_toolkit.training import TrainConfig
 
 from .helpers import python_loop
@@ -305,6 +306,23 @@ INTEGER_OPTIONS = {
 def test_integer_options_checked(name, bad):
     with pytest.raises(ValueError, match=f"`{name}` must be a positive integer, got"):
         INTEGER_OPTIONS[name](bad)
+
+
+# The positive real options, by name: one check (`_checks.check_positive`).
+POSITIVE_OPTIONS = {
+    "dt": lambda v: LrcSSM(3, 2, dt=v, key=jr.key(0)),
+    "learning_rate": lambda v: TrainConfig(learning_rate=v),
+    "max_scale": lambda v: lt.TimeScaled(
+        lt.LRC(3, 2, key=jr.key(0)), max_scale=v, key=jr.key(1)
+    ),
+}
+
+
+@pytest.mark.parametrize("name", list(POSITIVE_OPTIONS))
+@pytest.mark.parametrize("bad", [0.0, -1.0, float("inf"), float("nan")])
+def test_positive_options_checked(name, bad):
+    with pytest.raises(ValueError, match=f"`{name}` must be a finite positive number"):
+        POSITIVE_OPTIONS[name](bad)
 
 
 def test_zero_backbone_layers_allowed_and_negative_named():

@@ -6,6 +6,7 @@ import jax.numpy as jnp
 import jax.random as jr
 from jaxtyping import Array, ArrayLike, Float, Inexact, PRNGKeyArray, PyTree, Real
 
+from .._checks import check_positive
 from .base import AbstractLiquidNeuron
 
 
@@ -84,10 +85,7 @@ class TimeScaled(AbstractLiquidNeuron):
                 "`neuron` must be an `lrc_toolkit.AbstractLiquidNeuron`, got "
                 f"{type(neuron).__name__}."
             )
-        if not (isinstance(max_scale, int | float) and max_scale > 0):
-            raise ValueError(
-                f"`max_scale` must be a positive number, got {max_scale!r}."
-            )
+        check_positive("max_scale", max_scale)
         try:
             low, high = (float(v) for v in scale_range)
         except (TypeError, ValueError):

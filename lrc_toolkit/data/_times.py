@@ -10,6 +10,8 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Bool, Float, Real
 
+from .._checks import check_positive
+
 
 DEFAULT_DROP_SEED = 56789
 """The seed of the random drop when none is given: the fixed generator seed of the
@@ -67,13 +69,8 @@ def time_steps(
     prefix, or the stamps are not finite and strictly increasing over the real
     steps.
     """
-    if first is not None and (
-        isinstance(first, bool)
-        or not isinstance(first, numbers.Real)
-        or not math.isfinite(first)
-        or first <= 0
-    ):
-        raise ValueError(f"`first` must be a positive number or None, got {first!r}.")
+    if first is not None:
+        check_positive("first", first, or_none=True)
     on_device = isinstance(times, jax.Array) or isinstance(mask, jax.Array)
     xp = jnp if on_device else np
     if on_device:

@@ -4,7 +4,7 @@ stands for."""
 import jax.numpy as jnp
 import jax.random as jr
 
-from .._checks import check_choice, check_integer
+from .._checks import check_choice, check_integer, check_positive
 from .._discretise import AbstractDiscretisation, ClosedForm
 from .._neurons.base import AbstractLiquidNeuron
 from .._neurons.registry import NEURONS
@@ -65,8 +65,7 @@ def check_arguments(
             )
     if not isinstance(norm_affine, bool):
         raise TypeError(f"`norm_affine` must be a bool, got {norm_affine!r}.")
-    if not isinstance(dt, int | float) or isinstance(dt, bool) or not dt > 0:
-        raise ValueError(f"`dt` must be a positive number, got {dt!r}.")
+    check_positive("dt", dt)
     if discretisation is not None and not isinstance(
         discretisation, AbstractDiscretisation
     ):

@@ -2,18 +2,8 @@ import dataclasses
 import math
 from typing import Any
 
-from .._checks import check_choice, check_integer
+from .._checks import check_choice, check_integer, check_positive
 from ._stopping import EarlyStopping
-
-
-def _check_positive(name, value):
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, int | float)
-        or not math.isfinite(value)
-        or value <= 0
-    ):
-        raise ValueError(f"`{name}` must be a finite positive number, got {value!r}.")
 
 
 SCHEDULES = ("constant", "cosine")
@@ -83,8 +73,8 @@ class TrainConfig:
         check_integer("patience", self.patience)
         check_integer("eval_batch_size", self.eval_batch_size)
         check_integer("seed", self.seed, minimum=0)
-        _check_positive("learning_rate", self.learning_rate)
-        _check_positive("clip_norm", self.clip_norm)
+        check_positive("learning_rate", self.learning_rate)
+        check_positive("clip_norm", self.clip_norm)
         if not isinstance(self.ties_improve, bool):
             raise ValueError(
                 f"`ties_improve` must be True or False, got {self.ties_improve!r}."
@@ -92,7 +82,7 @@ class TrainConfig:
         if self.perfect_patience is not None:
             check_integer("perfect_patience", self.perfect_patience, minimum=0)
         if self.time_budget is not None:
-            _check_positive("time_budget", self.time_budget)
+            check_positive("time_budget", self.time_budget)
         check_choice("schedule", self.schedule, SCHEDULES)
         check_integer("warmup_epochs", self.warmup_epochs, minimum=0)
         if self.warmup_epochs >= self.epochs and self.schedule == "cosine":
