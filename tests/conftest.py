@@ -36,9 +36,17 @@ import pytest  # noqa: E402
 
 jax.config.update("jax_enable_x64", True)
 # (Also set here: a pytest plugin may have imported JAX before this file.)
+# The values come from the environment set above, so a user's own JAX setting wins
+# here as it does in the subprocesses.
 jax.config.update("jax_compilation_cache_dir", os.environ["JAX_COMPILATION_CACHE_DIR"])
-jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
-jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+jax.config.update(
+    "jax_persistent_cache_min_compile_time_secs",
+    float(os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"]),
+)
+jax.config.update(
+    "jax_persistent_cache_min_entry_size_bytes",
+    int(os.environ["JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES"]),
+)
 jax.config.update("jax_numpy_dtype_promotion", "strict")
 
 
