@@ -82,6 +82,44 @@ def matvec(jac, v):
     return block_matvec(jac, v)
 
 
+def compose(a2, a1, state):
+    r"""The transition $a_2 a_1$ (first $a_1$, then $a_2$) of two diagonal, dense or
+    block transitions laid out next to states shaped like `state`."""
+    layout = kind(a1, state)
+    if layout == "diagonal":
+        return a2 * a1
+    if layout == "dense":
+        return a2 @ a1
+    return block_matmul(a2, a1)
+
+
+def identity(a, state):
+    """The identity transition in the layout (and dtype) of `a`."""
+    layout = kind(a, state)
+    if layout == "diagonal":
+        return jnp.ones_like(a)
+    return jnp.broadcast_to(jnp.eye(a.shape[-1], dtype=a.dtype), a.shape)
+
+
+def check_recurrence(a, b) -> None:
+    """`a` of shape `(T, D)` (diagonal), `(T, D, D)` (dense) or `(T, N, k, k)` with
+    $N k = D$ (blocks), next to offsets `b` of shape `(T, D)`."""
+    ok = b.ndim == 2 and a.ndim in (2, 3, 4) and a.shape[0] == b.shape[0]
+    D = b.shape[-1] if b.ndim else None
+    if ok and a.ndim == 2:
+        ok = a.shape[1] == D
+    elif ok and a.ndim == 3:
+        ok = a.shape[1:] == (D, D)
+    elif ok:
+        ok = a.shape[2] == a.shape[3] and a.shape[1] * a.shape[3] == D
+    if not ok:
+        raise ValueError(
+            "Expected the transitions `a` of shape (T, D) (diagonal), (T, D, D) "
+            "(dense) or (T, N, k, k) with N k = D (blocks), and the offsets `b` of "
+            f"shape (T, D); got {a.shape} and {b.shape}."
+        )
+
+
 def diagonal(jac, state):
     r"""The diagonal $\partial\Phi_i/\partial x_i$ of `jac`, shape of `state`."""
     layout = kind(jac, state)

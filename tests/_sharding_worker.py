@@ -72,7 +72,11 @@ def recurrence_reference(a, b, reverse):
     a, b = np.asarray(a), np.asarray(b)
     x, prev = np.zeros_like(b), np.zeros_like(b[0])
     for t in range(b.shape[0] - 1, -1, -1) if reverse else range(b.shape[0]):
-        prev = (a[t] @ prev if a.ndim == 3 else a[t] * prev) + b[t]
+        if a.ndim == 4:  # blocks (N, k, k) of a block-diagonal transition
+            prev = np.einsum("nrc,nc->nr", a[t], prev.reshape(a.shape[1], -1))
+            prev = prev.reshape(-1) + b[t]
+        else:
+            prev = (a[t] @ prev if a.ndim == 3 else a[t] * prev) + b[t]
         x[t] = prev
     return x
 
@@ -82,9 +86,9 @@ def value_and_grad(solve):
     w.r.t. the neuron's parameters, x0 and the inputs."""
 
     @eqx.filter_jit
-    def run(neuron, x0, inputs, w):
+    def run(neuron, x0, inputs, w, dt=1.0):
         def loss(args):
-            states = solve(*args).states
+            states = solve(*args, dt).states
             return jnp.sum(w * states), states
 
         (_, states), grads = eqx.filter_value_and_grad(loss, has_aux=True)(
@@ -99,65 +103,72 @@ def check_solve():
     assert jax.device_count() == 4
     mesh = jax.make_mesh((4,), ("time",), axis_types=(jax.sharding.AxisType.Auto,))
 
-    # The sharded recurrence alone: both algorithms, both directions, diagonal and
-    # dense, T = 13 (not a multiple of 4). One compilation for all.
-    T, D = 13, 3
-    a_diag = jr.uniform(jr.key(0), (T, D), jnp.float64, -0.9, 0.9)
-    a_dense = jr.uniform(jr.key(1), (T, D, D), jnp.float64, -0.3, 0.3)
+    # The sharded recurrence alone: both algorithms, both directions, diagonal,
+    # dense and 2 x 2 blocks, T = 13 (not a multiple of 4). One compilation for all.
+    T, D = 13, 4
+    transitions = {
+        "diag": jr.uniform(jr.key(0), (T, D), jnp.float64, -0.9, 0.9),
+        "dense": jr.uniform(jr.key(1), (T, D, D), jnp.float64, -0.3, 0.3),
+        "block": jr.uniform(jr.key(9), (T, D // 2, 2, 2), jnp.float64, -0.5, 0.5),
+    }
     b = jr.normal(jr.key(2), (T, D), jnp.float64)
     variants = [
         (kind, scan, reverse)
-        for kind in ("diag", "dense")
+        for kind in transitions
         for scan in ("associative", "sequential")
         for reverse in (False, True)
     ]
 
     @jax.jit
-    def all_recurrences(a_diag, a_dense, b):
+    def all_recurrences(transitions, b):
         return [
             lt.sharded_linear_recurrence(
-                a_diag if kind == "diag" else a_dense,
-                b,
-                mesh=mesh,
-                reverse=reverse,
-                scan=scan,
+                transitions[kind], b, mesh=mesh, reverse=reverse, scan=scan
             )
             for kind, scan, reverse in variants
         ]
 
-    outs = all_recurrences(a_diag, a_dense, b)
+    outs = all_recurrences(transitions, b)
     for (kind, scan, reverse), out in zip(variants, outs):
-        a = a_diag if kind == "diag" else a_dense
+        a = transitions[kind]
         name = f"recurrence {kind} {scan} {'reverse' if reverse else 'forward'}"
         diff(name, out, recurrence_reference(a, b, reverse))
 
     # A chunk's states live on its device.
     x = jax.jit(lambda a, b: lt.sharded_linear_recurrence(a, b, mesh=mesh))(
-        a_diag[:12], b[:12]
+        transitions["diag"][:12], b[:12]
     )
     info["recurrence T=12 devices"] = len(x.sharding.device_set)
     info["recurrence T=12 shard shape"] = list(x.addressable_shards[0].data.shape)
 
     sharded_newton = lt.ParallelNewton(recurrence=lt.ShardedScan(mesh))
     single = value_and_grad(
-        lambda n, x0, u: lt.solve(n, x0, u, solver=lt.ParallelNewton())
+        lambda n, x0, u, dt: lt.solve(n, x0, u, dt=dt, solver=lt.ParallelNewton())
     )
-    sharded = value_and_grad(lambda n, x0, u: lt.solve(n, x0, u, solver=sharded_newton))
+    sharded = value_and_grad(
+        lambda n, x0, u, dt: lt.solve(n, x0, u, dt=dt, solver=sharded_newton)
+    )
     # Reverse-mode autodiff through lax.scan: the independent gradient reference.
     sequential = value_and_grad(
-        lambda n, x0, u: lt.solve(n, x0, u, solver=lt.Sequential(autodiff=True))
+        lambda n, x0, u, dt: lt.solve(
+            n, x0, u, dt=dt, solver=lt.Sequential(autodiff=True)
+        )
     )
     # T = 37 and 21 are not multiples of 4 (the solve pads them).
     lrc = lambda k, dtype: lt.LRC(6, 3, dtype=dtype, key=k)
     dense_lrc = lambda k, dtype: lt.DenseLRC(4, 2, dtype=dtype, key=k)
+    # blocks of 2 x 2 (the Newton step's block recurrence, sharded); dt = 0.1, where
+    # its explicit step is stable
+    fhn = lambda k, dtype: lt.FitzHughNagumo(6, 2, dtype=dtype, key=k)
     cases = [
-        ("LRC", 37, lrc, jnp.float64),
-        ("LRC", 37, lrc, jnp.float32),
-        ("DenseLRC", 24, dense_lrc, jnp.float64),
-        ("DenseLRC", 21, dense_lrc, jnp.float32),
+        ("LRC", 37, lrc, jnp.float64, 1.0),
+        ("LRC", 37, lrc, jnp.float32, 1.0),
+        ("DenseLRC", 24, dense_lrc, jnp.float64, 1.0),
+        ("DenseLRC", 21, dense_lrc, jnp.float32, 1.0),
+        ("FitzHughNagumo", 22, fhn, jnp.float64, 0.1),
     ]
     leaves = lambda g: jax.tree.leaves(eqx.filter(g, eqx.is_array))
-    for name, T, make, dtype in cases:
+    for name, T, make, dtype, dt in cases:
         tag = f"{name} {jnp.dtype(dtype).name}"
         neuron = make(jr.key(3), dtype)
         P, D = neuron.input_size, neuron.state_size
@@ -168,7 +179,7 @@ def check_solve():
         # accuracy), the sharded gradient's algebra being float64's.
         gradient = dtype == jnp.float64
         if gradient:
-            states, grads = sharded(neuron, x0, inputs, w)
+            states, grads = sharded(neuron, x0, inputs, w, dt)
             assert grads[1].shape == x0.shape and grads[2].shape == inputs.shape
         else:
             states = lt.solve(neuron, x0, inputs, solver=sharded_newton).states
@@ -179,14 +190,15 @@ def check_solve():
             states_1 = lt.solve(neuron, x0, inputs, solver=lt.ParallelNewton()).states
             diff(f"{tag} forward vs solve_parallel", states, states_1)
         elif name == "LRC":
-            states_1, grads_1 = single(neuron, x0, inputs, w)
+            states_1, grads_1 = single(neuron, x0, inputs, w, dt)
             diff(f"{tag} forward vs solve_parallel", states, states_1)
             scaled_diff(f"{tag} grad vs solve_parallel", leaves(grads), leaves(grads_1))
         # ... and against independent references: a Python loop for the states,
         # autodiff through `lax.scan` for the gradients.
-        diff(f"{tag} forward vs python loop", states, python_loop(neuron, x0, inputs))
+        loop = python_loop(neuron, x0, inputs, dt)
+        diff(f"{tag} forward vs python loop", states, loop)
         if gradient:
-            _, grads_seq = sequential(neuron, x0, inputs, w)
+            _, grads_seq = sequential(neuron, x0, inputs, w, dt)
             scaled_diff(
                 f"{tag} grad vs lax.scan autodiff", leaves(grads), leaves(grads_seq)
             )

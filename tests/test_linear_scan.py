@@ -1,4 +1,5 @@
 import functools
+import inspect
 
 import equinox as eqx
 import jax
@@ -59,6 +60,24 @@ def test_linear_recurrence_errors():
     # under the test suite's runtime type checks the Literal annotation answers first
     with pytest.raises((ValueError, TypeError), match="scan"):
         lt.linear_recurrence(a, b, scan="blocked")
+
+
+@pytest.mark.parametrize(
+    "a_shape",
+    [(5, 3), (4, 2), (5, 2, 3), (5, 2, 2, 2), (5, 2, 2, 1), (5, 2, 1, 2, 2)],
+)
+def test_recurrence_shapes_checked(a_shape):
+    # b is (5, 2): none of these transitions fits it; one check and one message for
+    # both the single-device and the sharded recurrence (unwrapped: the suite's
+    # runtime type checks would answer first for most shapes)
+    a, b = jnp.ones(a_shape), jnp.ones((5, 2))
+    mesh = jax.make_mesh((1,), ("time",))
+    for recurrence in (
+        inspect.unwrap(lt.linear_recurrence),
+        functools.partial(inspect.unwrap(lt.sharded_linear_recurrence), mesh=mesh),
+    ):
+        with pytest.raises(ValueError, match=r"or \(T, N, k, k\) with N k = D"):
+            recurrence(a, b)
 
 
 def test_auto_scan_picks_sequential_on_cpu():

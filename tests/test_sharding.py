@@ -16,6 +16,7 @@ import sys
 
 import jax
 import jax.numpy as jnp
+import jax.random as jr
 import numpy as np
 import pytest
 from jax.sharding import AxisType, Mesh, NamedSharding, PartitionSpec as P
@@ -95,8 +96,9 @@ def test_sharded_solve_matches_single_device(workers):
     res = workers("solve")
     diffs = res["diffs"]
     # Forward (float32 and float64) and gradient (float64; parameters, x0, inputs)
-    # of the diagonal LRC and the dense-Jacobian DenseLRC, T a multiple of 4 or
-    # not; against the single-device solve and independent references.
+    # of the diagonal LRC, the dense-Jacobian DenseLRC and the 2 x 2-block
+    # FitzHughNagumo, T a multiple of 4 or not; against the single-device solve and
+    # independent references.
     expected = {
         f"{n} {d} {what}"
         for n in ("LRC", "DenseLRC")
@@ -111,6 +113,10 @@ def test_sharded_solve_matches_single_device(workers):
         "DenseLRC float32 forward vs solve_parallel",
         "LRC float64 grad vs lax.scan autodiff",
         "DenseLRC float64 grad vs lax.scan autodiff",
+        "FitzHughNagumo float64 forward vs python loop",
+        "FitzHughNagumo float64 grad vs lax.scan autodiff",
+        "recurrence block associative reverse",
+        "recurrence block sequential forward",
     } <= set(diffs)
     _check(
         diffs,
@@ -124,10 +130,10 @@ def test_sharded_solve_matches_single_device(workers):
             ("vmap", 1e-12),
         ],
     )
-    assert sum("recurrence" in k for k in diffs) == 8
+    assert sum("recurrence" in k for k in diffs) == 12
     # T = 12 on 4 devices: each holds 3 steps.
     assert res["info"]["recurrence T=12 devices"] == 4
-    assert res["info"]["recurrence T=12 shard shape"] == [3, 3]
+    assert res["info"]["recurrence T=12 shard shape"] == [3, 4]
 
 
 @pytest.mark.slow
@@ -229,3 +235,24 @@ def test_distributed_single_process(monkeypatch):
         dist.shard_batch(x, mesh, axis_name="time")
     with pytest.raises(ValueError, match="`devices` is empty"):
         dist.data_mesh([])
+
+
+def test_sharded_block_recurrence_on_one_device(getkey):
+    # Blocks of k x k through the sharded recurrence's own code paths (fold and
+    # associative chunks, both directions) on a one-device mesh, against a Python
+    # loop; the four-device run is in the worker.
+    T, N, k = 9, 3, 2
+    a = jr.uniform(getkey(), (T, N, k, k), jnp.float64, -0.6, 0.6)
+    b = jr.normal(getkey(), (T, N * k), jnp.float64)
+    mesh = _mesh()
+    for scan in ("associative", "sequential"):
+        for reverse in (False, True):
+            got = lt.sharded_linear_recurrence(
+                a, b, mesh=mesh, scan=scan, reverse=reverse
+            )
+            want, x = np.zeros((T, N * k)), np.zeros(N * k)
+            order = range(T - 1, -1, -1) if reverse else range(T)
+            for t in order:
+                x = np.einsum("nrc,nc->nr", a[t], x.reshape(N, k)).ravel() + b[t]
+                want[t] = x
+            np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)

@@ -7,29 +7,19 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, Inexact
 
-from .._blocks import block_matmul, block_matvec
+from .._blocks import check_recurrence, compose, matvec
 from .._checks import check_choice
 
 
 _SCANS = ("auto", "associative", "sequential")
 
 
-def _combine_diagonal(left, right):
+def combine(left, right):
+    r"""The composition of affine maps $(a_1, b_1)$ then $(a_2, b_2)$:
+    $(a_2 a_1, a_2 b_1 + b_2)$, for diagonal, dense or block transitions."""
     a1, b1 = left
     a2, b2 = right
-    return a2 * a1, a2 * b1 + b2
-
-
-def _combine_dense(left, right):
-    a1, b1 = left
-    a2, b2 = right
-    return a2 @ a1, jnp.einsum("...ij,...j->...i", a2, b1) + b2
-
-
-def _combine_block(left, right):
-    a1, b1 = left
-    a2, b2 = right
-    return block_matmul(a2, a1), block_matvec(a2, b1) + b2
+    return compose(a2, a1, b1), matvec(a2, b1) + b2
 
 
 def default_scan() -> Literal["associative", "sequential"]:
@@ -44,17 +34,12 @@ def default_scan() -> Literal["associative", "sequential"]:
     return "sequential" if jax.default_backend() == "cpu" else "associative"
 
 
-def _sequential(a, b, reverse):
-    extra = a.ndim - b.ndim
+def sequential(a, b, reverse):
+    """The recurrence by `jax.lax.scan`, one step after another."""
 
     def step(x, ab):
         a_t, b_t = ab
-        if extra == 0:
-            x = a_t * x + b_t
-        elif extra == 1:
-            x = a_t @ x + b_t
-        else:
-            x = block_matvec(a_t, x) + b_t
+        x = matvec(a_t, x) + b_t
         return x, x
 
     _, x = jax.lax.scan(step, jnp.zeros_like(b[0]), (a, b), reverse=reverse)
@@ -96,19 +81,12 @@ def linear_recurrence(
     The states $x_1, \dots, x_T$, shape `(T, D)`.
     """
     a, b = jnp.asarray(a), jnp.asarray(b)
-    if a.ndim == b.ndim:
-        combine = _combine_diagonal
-    elif a.ndim == b.ndim + 1:
-        combine = _combine_dense
-    elif a.ndim == b.ndim + 2 and a.shape[-3] * a.shape[-1] == b.shape[-1]:
-        combine = _combine_block
-    else:
-        raise ValueError(f"Incompatible shapes a: {a.shape}, b: {b.shape}.")
+    check_recurrence(a, b)
     check_choice("scan", scan, _SCANS)
     if scan == "auto":
         scan = default_scan()
     if scan == "sequential":
-        return _sequential(a, b, reverse)
+        return sequential(a, b, reverse)
     _, x = jax.lax.associative_scan(combine, (a, b), reverse=reverse)
     return x
 

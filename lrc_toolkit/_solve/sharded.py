@@ -7,7 +7,8 @@ import jax.numpy as jnp
 from jax.sharding import AxisType, Mesh, NamedSharding, PartitionSpec as P
 from jaxtyping import Array, Inexact
 
-from .linear_scan import _combine_dense, _combine_diagonal, AbstractRecurrence
+from .._blocks import check_recurrence, identity, matvec
+from .linear_scan import AbstractRecurrence, combine, sequential
 
 
 def _check_mesh(mesh, axis_name) -> None:
@@ -47,31 +48,16 @@ def _replicated(x, mesh):
     return jax.lax.with_sharding_constraint(x, sharding)
 
 
-def _fold(a, b, dense, reverse):
+def _fold(a, b, reverse):
     """The affine map $(A, B)$ of a whole chunk, by a sequential fold: the state
     leaving the chunk is $A x_\text{in} + B$."""
-    D = b.shape[-1]
-    eye = jnp.eye(D, dtype=a.dtype) if dense else jnp.ones((D,), a.dtype)
 
     def step(carry, ab):
-        A, B = carry
-        a_t, b_t = ab
-        if dense:
-            return (a_t @ A, a_t @ B + b_t), None
-        return (a_t * A, a_t * B + b_t), None
+        return combine(carry, ab), None
 
-    (A, B), _ = jax.lax.scan(step, (eye, jnp.zeros_like(b[0])), (a, b), reverse=reverse)
+    start = (identity(a[0], b[0]), jnp.zeros_like(b[0]))
+    (A, B), _ = jax.lax.scan(step, start, (a, b), reverse=reverse)
     return A, B
-
-
-def _sequential(a, b, dense, reverse):
-    def step(x, ab):
-        a_t, b_t = ab
-        x = (a_t @ x if dense else a_t * x) + b_t
-        return x, x
-
-    _, x = jax.lax.scan(step, jnp.zeros_like(b[0]), (a, b), reverse=reverse)
-    return x
 
 
 def _chunk_recurrence(a, b, axis_name, reverse, scan):
@@ -80,7 +66,7 @@ def _chunk_recurrence(a, b, axis_name, reverse, scan):
     1. The chunk's summary: the affine map $(A_c, B_c)$ from the state entering the
        chunk to the state leaving it (the product of the chunk's $a$, and its
        solution from a zero carry).
-    2. The $n$ summaries are all-gathered ($n$ pairs of size $D$ or $D^2$,
+    2. The $n$ summaries are all-gathered ($n$ pairs of size $D$, $D k$ or $D^2$,
        independent of $T$) and one tiny scan over them gives the state leaving every
        chunk; the carry into chunk $c$ is the state leaving chunk $c - 1$ (chunk
        $c + 1$ if `reverse`).
@@ -90,17 +76,15 @@ def _chunk_recurrence(a, b, axis_name, reverse, scan):
        the fast choice on CPUs) step 1 is a fold and step 3 a second pass with the
        carry folded into the chunk's first offset, $b_1 \leftarrow b_1 + a_1 x_\text{in}$.
     """
-    dense = a.ndim == b.ndim + 1
     edge = 0 if reverse else -1
     if scan == "associative":
-        combine = _combine_dense if dense else _combine_diagonal
         cum_a, local = jax.lax.associative_scan(combine, (a, b), reverse=reverse)
         summary_a, summary_b = cum_a[edge], local[edge]
     else:
-        summary_a, summary_b = _fold(a, b, dense, reverse)
-    summaries_a = jax.lax.all_gather(summary_a, axis_name)  # (n, D) or (n, D, D)
+        summary_a, summary_b = _fold(a, b, reverse)
+    summaries_a = jax.lax.all_gather(summary_a, axis_name)  # (n,) + a's step shape
     summaries_b = jax.lax.all_gather(summary_b, axis_name)  # (n, D)
-    leaving = _sequential(summaries_a, summaries_b, dense, reverse)
+    leaving = sequential(summaries_a, summaries_b, reverse)
     zero = jnp.zeros_like(leaving[:1])
     if reverse:
         incoming = jnp.concatenate([leaving[1:], zero], axis=0)
@@ -108,16 +92,14 @@ def _chunk_recurrence(a, b, axis_name, reverse, scan):
         incoming = jnp.concatenate([zero, leaving[:-1]], axis=0)
     carry = incoming[jax.lax.axis_index(axis_name)]
     if scan == "associative":
-        if dense:
-            return local + jnp.einsum("tij,j->ti", cum_a, carry)
-        return local + cum_a * carry
+        return local + matvec(cum_a, jnp.broadcast_to(carry, local.shape))
     first = -1 if reverse else 0  # the step the carry enters at
-    kick = a[first] @ carry if dense else a[first] * carry
-    return _sequential(a, b.at[first].add(kick), dense, reverse)
+    kick = matvec(a[first], carry)
+    return sequential(a, b.at[first].add(kick), reverse)
 
 
 def sharded_linear_recurrence(
-    a: Inexact[Array, "T D"] | Inexact[Array, "T D D"],
+    a: Inexact[Array, "T D"] | Inexact[Array, "T D D"] | Inexact[Array, "T N K K"],
     b: Inexact[Array, "T D"],
     *,
     mesh: Mesh,
@@ -134,8 +116,9 @@ def sharded_linear_recurrence(
     $(A_c, B_c)$ (the map from the state entering chunk $c$ to the state leaving it)
     are all-gathered and combined by a scan of length $n$; each chunk then applies
     its incoming carry, $x_t = B_t + A_t\, x_\text{in}$. Communication per call is
-    one all-gather of $n$ summaries of size $D$ (diagonal) or $D^2$ (dense),
-    independent of $T$. Runs under `jax.shard_map`; differentiable.
+    one all-gather of $n$ summaries of size $D$ (diagonal), $D k$ (blocks of
+    $k \times k$) or $D^2$ (dense), independent of $T$. Runs under
+    `jax.shard_map`; differentiable.
 
     When $T$ is not a multiple of $n$ the sequence is padded with
     $(a, b) = (0, 0)$ steps at its end (which leave the solution unchanged in both
@@ -143,7 +126,9 @@ def sharded_linear_recurrence(
 
     **Arguments:**
 
-    - `a`: the transitions, diagonal `(T, D)` or dense `(T, D, D)`.
+    - `a`: the transitions, diagonal `(T, D)`, dense `(T, D, D)` or block-diagonal
+        `(T, N, k, k)` with $N k = D$ (as for
+        [`linear_recurrence`][lrc_toolkit.linear_recurrence]).
     - `b`: the offsets, `(T, D)`.
     - `mesh`: a `jax.sharding.Mesh`.
     - `axis_name`: the mesh axis to shard time over; other mesh axes replicate.
@@ -158,11 +143,7 @@ def sharded_linear_recurrence(
     The states $x_1, \dots, x_T$, shape `(T, D)`, sharded along `axis_name`.
     """
     _check_mesh(mesh, axis_name)
-    if a.ndim not in (b.ndim, b.ndim + 1) or b.ndim != 2 or a.shape[0] != b.shape[0]:
-        raise ValueError(
-            f"Expected `a` of shape (T, D) or (T, D, D) and `b` of shape (T, D); got "
-            f"{a.shape} and {b.shape}."
-        )
+    check_recurrence(a, b)
     if scan not in ("auto", "associative", "sequential"):
         raise ValueError(
             f"`scan` must be 'auto', 'associative' or 'sequential', got {scan!r}."
