@@ -38,6 +38,7 @@ import os
 import time
 import types
 
+import equinox as eqx
 import jax.numpy as jnp
 import jax.random as jr
 import numpy as np
@@ -127,7 +128,35 @@ VARIANTS = {
     "new-normres": (dict(_NEW, residual="normalised"), {}),
     "new-b4": (_NEW, dict(batch_size=4)),
     "new-short": (dict(_NEW, time_scales=(1e-2, 1.0)), {}),
+    # the input-sensitive start: He-uniform MLP weights and zero biases (the
+    # reference's), on top of the 0.3 defaults
+    "new-he": (dict(_NEW, residual="normalised", init="he_uniform"), {}),
+    # ... its two parts: Equinox's weights with zero biases; and He with the
+    # decoder's last layer zero (logits 0 at the start), or a lower learning rate
+    "new-zb": (dict(_NEW, residual="normalised", init="equinox"), {}, "zero_bias"),
+    "new-he-head0": (dict(_NEW, residual="normalised", init="he_uniform"), {}, "head0"),
+    "new-he-lr1e-3": (
+        dict(_NEW, residual="normalised", init="he_uniform"),
+        dict(learning_rate=1e-3),
+    ),
 }
+
+
+def _zero_bias(model):
+    """Every MLP bias (encoder, blocks, decoder) set to zero."""
+    mlps = lambda m: [m.encoder, m.decoder, *(b.mlp for b in m.blocks)]
+    biases = lambda m: [layer.bias for net in mlps(m) for layer in net.layers]
+    return eqx.tree_at(biases, model, replace_fn=jnp.zeros_like)
+
+
+def _head0(model):
+    """The decoder's last layer zero: every logit is 0 at the start."""
+    last = lambda m: (m.decoder.layers[-1].weight, m.decoder.layers[-1].bias)
+    return eqx.tree_at(last, model, replace_fn=jnp.zeros_like)
+
+
+# transforms of the built model that a variant names as its third entry
+TRANSFORMS = {"zero_bias": _zero_bias, "head0": _head0}
 
 
 def run_minirocket(task, seed, epochs):
@@ -158,6 +187,8 @@ def run(task, variant, seed, epochs):
         **(preset.model_kwargs() | dict(dtype=jnp.float32) | VARIANTS[variant][0]),
         key=jr.key(seed),
     )
+    if len(VARIANTS[variant]) > 2:
+        model = TRANSFORMS[VARIANTS[variant][2]](model)
     config = dataclasses.replace(
         preset.train, epochs=epochs, seed=seed, **VARIANTS[variant][1]
     )

@@ -2,10 +2,12 @@
 first epochs?
 
 A new user found the 0.2 LRC sitting at chance for many epochs on a two-class
-frequency task. For every neuron of `lrc_toolkit.models.NEURONS` and two settings,
-the 0.2 defaults (`neuron_init="reference"` where the neuron has it, no learned
-time scales, the skip path before the input LayerNorm) and the model's current
-defaults, this script measures
+frequency task. For every neuron of `lrc_toolkit.models.NEURONS` and three
+settings, the 0.2 defaults (`models.DEFAULTS_0_2`: `neuron_init="reference"` where
+the neuron has it, no learned time scales, the skip path before the input
+LayerNorm, Equinox's MLP initialisation), the current defaults with Equinox's MLP
+initialisation (the 0.3 defaults before the He-uniform MLPs), and the model's
+current defaults, this script measures
 
 - the **state response** at initialisation: the standard deviation over time of
   the first block's liquid states (after 100 settling steps), averaged over
@@ -15,7 +17,9 @@ defaults, this script measures
   frequency, T = 128, H = D = 16, the CLI's default training settings).
 
 The targets (issue 18): a state response >= 0.3, and a validation loss below 90 %
-of its initial value within 3 epochs, for every built-in neuron.
+of its initial value within 3 epochs, for every built-in neuron. The table also
+counts the seeds whose loss fell below 90 % of chance's (ln 2): a model that starts
+above it (large random logits) meets the first criterion by reaching chance.
 
     python benchmarks/slow_start/run.py [--neurons lrc stc ...] [--seeds 0 1]
         [--epochs 3] [--out benchmarks/results/slow_start]
@@ -46,6 +50,7 @@ H = D = 16
 # setting: LrcSSM arguments ("reference" only for neurons that take `init`)
 SETTINGS = {
     "0.2 defaults": DEFAULTS_0_2,
+    "0.3, Equinox MLP init": dict(init="equinox"),
     "current defaults": {},
 }
 
@@ -132,8 +137,8 @@ def table(records, neurons, epochs) -> str:
     lines = [
         "| neuron | setting | state response | val. loss / initial after "
         + " / ".join(str(e) for e in range(1, epochs + 1))
-        + " epochs | best of 3 epochs < 0.9 | test acc. % |",
-        "|---|---|---|---|---|---|",
+        + " epochs | best of 3 epochs < 0.9 | ... and < 0.9 ln 2 | test acc. % |",
+        "|---|---|---|---|---|---|---|",
     ]
     for neuron in neurons:
         for setting in SETTINGS:
@@ -144,6 +149,10 @@ def table(records, neurons, epochs) -> str:
                 continue
             ratios = np.array([[ratio(r, e) for e in range(1, epochs + 1)] for r in rs])
             best = np.nanmin(ratios[:, : min(3, epochs)], axis=1)
+            # The issue's criterion, and a stricter one: a start above chance's
+            # loss (ln 2, large random logits) falls 10 % by reaching chance alone.
+            best_loss = best * np.array([r["initial_val_loss"] for r in rs])
+            learned = np.sum((best < 0.9) & (best_loss < 0.9 * np.log(2)))
             acc = [100 * r.get("test_accuracy", np.nan) for r in rs]
             failed = sum("failed" in r for r in rs)
             lines.append(
@@ -152,7 +161,7 @@ def table(records, neurons, epochs) -> str:
                 + " / ".join(f"{v:.2f}" for v in np.nanmean(ratios, axis=0))
                 + f" | {int(np.sum(best < 0.9))} of {len(rs)} seeds"
                 + (f" ({failed} failed)" if failed else "")
-                + f" | {np.nanmean(acc):.1f} |"
+                + f" | {int(learned)} of {len(rs)} | {np.nanmean(acc):.1f} |"
             )
     return "\n".join(lines)
 
@@ -163,7 +172,9 @@ def plot(records, neurons, path):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, len(SETTINGS), figsize=(11, 4), sharey=True)
+    fig, axes = plt.subplots(
+        1, len(SETTINGS), figsize=(4 * len(SETTINGS) + 1, 4), sharey=True
+    )
     for ax, setting in zip(axes, SETTINGS, strict=True):
         for neuron in neurons:
             rs = [

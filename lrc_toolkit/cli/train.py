@@ -140,7 +140,7 @@ def add_train_parser(subparsers) -> None:
     )
     arch = p.add_argument_group(
         "architecture (the defaults are the toolkit's; the reference implementation "
-        "uses --activation relu --init he_uniform --no-norm-affine)"
+        "uses --activation relu --no-norm-affine)"
     )
     arch.add_argument(
         "--dt",

@@ -16,12 +16,15 @@ from ._mlp import ACTIVATIONS, INITS
 TASKS = ("classification", "regression")
 RESIDUALS = ("input", "normalised")
 READOUTS = ("mean", "last", "per_step")
-DEFAULTS_0_2 = dict(neuron_init="reference", time_scales=None, residual="input")
+DEFAULTS_0_2 = dict(
+    neuron_init="reference", time_scales=None, residual="input", init="equinox"
+)
 r"""The `LrcSSM` arguments that rebuild the 0.2 model from the current defaults:
 the paper's LRC initialisation, one global step $\Delta t$ for every neuron, and the
-block's MLP output added to the raw block input. `LrcSSM(..., **DEFAULTS_0_2)`; on
-the command line `--neuron-init reference --time-scales none --residual input`. The
-benchmarks compare the current defaults against it."""
+block's MLP output added to the raw block input, and Equinox's initialisation of the
+MLPs. `LrcSSM(..., **DEFAULTS_0_2)`; on the command line `--neuron-init reference
+--time-scales none --residual input --init equinox`. The benchmarks compare the
+current defaults against it."""
 
 
 def check_arguments(

@@ -94,7 +94,7 @@ class LrcSSM(SequenceForward, Streaming, Configurable):
         activation: Literal["gelu", "relu"] = "gelu",
         norm_affine: bool = True,
         residual: Literal["input", "normalised"] = "normalised",
-        init: Literal["default", "he_uniform"] = "default",
+        init: Literal["he_uniform", "equinox"] = "he_uniform",
         neuron_init: str | None = None,
         time_scales: Sequence[float] | None = (1e-3, 1.0),
         readout: Literal["mean", "last", "per_step"] | None = None,
@@ -153,8 +153,20 @@ class LrcSSM(SequenceForward, Streaming, Configurable):
             states: with the responsive start and learned time scales, the
             0.2 skip left ArrowHead at 45.8 % after 30 epochs, the normalised one
             64.6 % (the 0.2 model 65.6 %; `benchmarks/learning/`).
-        - `init`: of the MLPs' weights: `"default"` (Equinox's) or `"he_uniform"`
-            (He-uniform weights and zero biases, the reference's).
+        - `init`: of the MLPs (encoder, blocks, decoder): `"he_uniform"` (default:
+            zero biases and He-uniform weights as the reference implementation
+            makes them, `jax.nn.initializers.he_uniform()` on Equinox's
+            `(out, in)` weights: uniform in $\pm\sqrt{6/\text{out}}$) or
+            `"equinox"` (Equinox's uniform weights and biases in
+            $\pm 1/\sqrt{\text{in}}$, the 0.2 default). With Equinox's biases a
+            low-dimensional input leaves the first LayerNorm as a large constant
+            vector plus a smaller varying part (over time: mean 0.6, standard
+            deviation 0.5 per feature on a two-channel series; He: 0.15 and
+            0.9), and the blocks' MLPs add the liquid states to the residual
+            stream at about 5 % of its scale (He: comparable to it), so the
+            logits start almost independent of the input (standard deviation
+            across series 0.002-0.01; He: 0.2-1.2). With He-uniform MLPs the
+            model leaves chance in the first epochs (`benchmarks/learning/`).
         - `neuron_init`: the initialisation of a named neuron, passed to it as
             `init=`; `None` (default): the registry's, which for the LRC family
             (its variants, `"complex-lrc*"` and `"dense-lrc"`) is `"responsive"`

@@ -7,12 +7,15 @@ import jax.random as jr
 
 
 ACTIVATIONS = {"gelu": jax.nn.gelu, "relu": jax.nn.relu}
-INITS = ("default", "he_uniform")
+INITS = ("he_uniform", "equinox")
 
 
 def mlp(in_size, out_size, width, activation, init, *, dtype, key) -> eqx.nn.MLP:
     """A one-hidden-layer MLP; `init="he_uniform"`: He-uniform weights and zero
-    biases (the reference implementation's), else Equinox's default."""
+    biases as the reference implementation makes them (`jax.nn.initializers.
+    he_uniform()` on Equinox's `(out, in)` weights, which it reads with its own
+    `(in, out)` convention: uniform in +-sqrt(6 / out)), `"equinox"`: Equinox's
+    default (uniform weights and biases in +-1/sqrt(in))."""
     net = eqx.nn.MLP(
         in_size,
         out_size,
