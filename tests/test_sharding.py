@@ -24,7 +24,7 @@ from jax.sharding import AxisType, Mesh, NamedSharding, PartitionSpec as P
 import lrc_toolkit as lt
 import lrc_toolkit.distributed as dist
 
-from .helpers import python_loop
+from .helpers import python_loop, slow_after_first
 
 
 WORKER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_sharding_worker.py")
@@ -237,22 +237,23 @@ def test_distributed_single_process(monkeypatch):
         dist.data_mesh([])
 
 
-def test_sharded_block_recurrence_on_one_device(getkey):
+@pytest.mark.parametrize(
+    "scan, reverse",
+    slow_after_first(
+        [("associative", True), ("sequential", False), ("associative", False)],
+        unpack=True,
+    ),
+)
+def test_sharded_block_recurrence_on_one_device(scan, reverse, getkey):
     # Blocks of k x k through the sharded recurrence's own code paths (fold and
     # associative chunks, both directions) on a one-device mesh, against a Python
     # loop; the four-device run is in the worker.
     T, N, k = 9, 3, 2
     a = jr.uniform(getkey(), (T, N, k, k), jnp.float64, -0.6, 0.6)
     b = jr.normal(getkey(), (T, N * k), jnp.float64)
-    mesh = _mesh()
-    for scan in ("associative", "sequential"):
-        for reverse in (False, True):
-            got = lt.sharded_linear_recurrence(
-                a, b, mesh=mesh, scan=scan, reverse=reverse
-            )
-            want, x = np.zeros((T, N * k)), np.zeros(N * k)
-            order = range(T - 1, -1, -1) if reverse else range(T)
-            for t in order:
-                x = np.einsum("nrc,nc->nr", a[t], x.reshape(N, k)).ravel() + b[t]
-                want[t] = x
-            np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+    got = lt.sharded_linear_recurrence(a, b, mesh=_mesh(), scan=scan, reverse=reverse)
+    want, x = np.zeros((T, N * k)), np.zeros(N * k)
+    for t in range(T - 1, -1, -1) if reverse else range(T):
+        x = np.einsum("nrc,nc->nr", a[t], x.reshape(N, k)).ravel() + b[t]
+        want[t] = x
+    np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
