@@ -16,6 +16,8 @@ import lrc_toolkit as lt
 from lrc_toolkit.models import LrcSSM, NEURONS
 from lrc_toolkit.training import fit, TrainConfig
 
+from .helpers import slow_after_first
+
 
 def _model(**kwargs):
     kwargs = dict(hidden_size=6, state_size=5, num_blocks=2, key=jr.key(0)) | kwargs
@@ -221,7 +223,7 @@ def _two_frequency_series(n=16, T=200, seed=0):
     return jnp.asarray(np.sin(2 * np.pi * t / period + phase), jnp.float32)
 
 
-@pytest.mark.parametrize("seed", [0, 1])
+@pytest.mark.parametrize("seed", slow_after_first([0, 1]))
 def test_default_mlps_start_input_sensitive(seed):
     """He-uniform MLPs with zero biases (the default): at initialisation the logits
     already depend on the input (standard deviation across series >= 0.05 on a
