@@ -13,7 +13,7 @@ import pytest
 
 import lrc_toolkit as lt
 
-from .helpers import max_abs_diff
+from .helpers import max_abs_diff, slow_after_first
 from .test_block import scan_states
 
 
@@ -141,6 +141,22 @@ def test_block_newton_matches_sequential(name, getkey):
     par = lt.solve(neuron, x0, inputs, solver=lt.ParallelNewton(atol=1e-12), dt=dt)
     assert par.converged
     assert max_abs_diff(par.states, seq.states) <= 1e-10
+
+
+@pytest.mark.parametrize("name", slow_after_first(list(NEURONS)))
+def test_block_newton_matches_sequential_float32(name, getkey):
+    """In float32, default block Newton equals the float32 sequential solve to
+    1e-5 of the states' scale (Morris-Lecar and Hodgkin-Huxley live in mV, up to
+    ~65: measured 3e-5 and 5e-5 absolute, 6e-7 relative, the size of the float32
+    sequential solve's own distance from float64's)."""
+    neuron, x0, inputs, dt = _problem(name, getkey(), 120)
+    to32 = lambda a: a.astype(jnp.float32) if eqx.is_inexact_array(a) else a
+    neuron, x0, inputs = jax.tree.map(to32, (neuron, x0, inputs))
+    seq = lt.solve(neuron, x0, inputs, solver=lt.Sequential(), dt=dt).states
+    par = lt.solve(neuron, x0, inputs, solver=lt.ParallelNewton(), dt=dt)
+    assert par.converged and par.states.dtype == jnp.float32
+    scale = float(jnp.max(jnp.abs(seq)))
+    assert max_abs_diff(par.states, seq) <= 1e-5 * max(scale, 1.0)
 
 
 def test_hodgkin_huxley_implicit_euler_in_parallel(getkey):
