@@ -9,11 +9,15 @@ Variants (every other setting is `lrc-toolkit train`'s default preset: H = D = 3
 - `timescales`: learned per-neuron time scales (`TimeScaled`, log-uniform over
   [1e-3, 1]) alone.
 - `new`: both (half of the neurons start at the fast end), with the 0.2 skip path
-  (`residual="input"`); `new-normres`: the **0.3 defaults**, `new` with the skip
-  path after the input LayerNorm (`residual="normalised"`); `new-b4`: batch 4;
+  (`residual="input"`); `new-normres`: `new` with the skip path after the input
+  LayerNorm (`residual="normalised"`), with Equinox's MLPs; `new-b4`: batch 4;
   `new-short`: time scales over [1e-2, 1];
   `new-wide` with [1e-3, 0.9]; `-lr`: learning rate 1e-2; `-last`: the last
   state's readout; `-wd`: weight decay 1e-2.
+- `new-he`: the **0.3 defaults**: `new-normres` with He-uniform MLPs and zero
+  biases (`init="he_uniform"`, the reference's); its parts: `new-zb` (Equinox's
+  weights, zero biases), `new-he-head0` (the decoder's last layer zero: logits 0
+  at the start), `new-he-lr1e-3` (learning rate 1e-3).
 - rows named `log-uniform` (and `log-uniform-0.9`, `-lr`, `-last`) in the
   results are from before the fast half (every time scale log-uniform over
   [1e-3, 1]; `TimeScaled(fast_fraction=0)`), kept as the screen that led to it.
@@ -107,9 +111,10 @@ TASKS = {
 }
 
 
-# variant: (LrcSSM arguments, TrainConfig overrides), every one explicit (not
-# relative to the current defaults). "old": the 0.2 defaults; "new-normres": the 0.3
-# defaults (the responsive start, learned time scales, the normalised skip).
+# variant: (LrcSSM arguments, TrainConfig overrides[, a transform of the built
+# model]), every one explicit (not relative to the current defaults). "old": the 0.2
+# defaults; "new-he": the 0.3 defaults (the responsive start, learned time scales,
+# the normalised skip, He-uniform MLPs).
 _OLD = DEFAULTS_0_2
 _RESPONSIVE = dict(_OLD, neuron_init="responsive")
 _NEW = dict(_RESPONSIVE, time_scales=(1e-3, 1.0))

@@ -53,10 +53,11 @@ def main(argv=None):
     lines = [
         f"Test accuracy, % (mean ± std over seeds [number of seeds]), {args.epochs} "
         "epochs, the CLI's default preset (H = D = 32, 2 blocks, lr 3e-3); "
-        "`benchmarks/learning/screen.py`. `old`: the 0.2 defaults; `new-normres`: "
-        "the 0.3 defaults (responsive start, learned time scales, normalised skip); "
-        "`new`: the same with the 0.2 skip path; the others: one change each (see "
-        "the variants in screen.py).",
+        "`benchmarks/learning/screen.py`. `old`: the 0.2 defaults; `new-he`: the "
+        "0.3 defaults (responsive start, learned time scales, normalised skip, "
+        "He-uniform MLPs); `new-normres`: the same with Equinox's MLPs; `new`: "
+        "that with the 0.2 skip path; the others: one change each (see the "
+        "variants in screen.py).",
         "",
         "| task | " + " | ".join(variants) + " |",
         "|---|" + "---|" * len(variants),
