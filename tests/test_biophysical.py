@@ -131,7 +131,7 @@ def test_vector_field_is_the_published_one(name, getkey):
         )
 
 
-@pytest.mark.parametrize("name", list(NEURONS))
+@pytest.mark.parametrize("name", slow_after_first(NEURONS))
 def test_block_newton_matches_sequential(name, getkey):
     """Default `ParallelNewton()` (block Newton, damped automatically where exact
     Newton overflows) equals the sequential solve to 1e-10 in float64."""
@@ -174,7 +174,7 @@ def test_hodgkin_huxley_implicit_euler_in_parallel(getkey):
     assert max_abs_diff(par.states, seq.states) <= 1e-10
 
 
-@pytest.mark.parametrize("name", list(NEURONS))
+@pytest.mark.parametrize("name", slow_after_first(NEURONS))
 def test_gradients_match_autodiff_through_scan(name, getkey):
     neuron, x0, inputs, dt = _problem(name, getkey(), 30)
     weights = jnp.cos(jnp.arange(30 * x0.size, dtype=x0.dtype)).reshape(30, -1)
@@ -197,7 +197,7 @@ def test_gradients_match_autodiff_through_scan(name, getkey):
     )
 
 
-@pytest.mark.parametrize("name", list(NEURONS))
+@pytest.mark.parametrize("name", slow_after_first(NEURONS))
 def test_ode_view_agrees_with_sequential(name, getkey):
     """The ODE view, adaptive (Tsit5, or the implicit Kvaerno5 for the stiff HH),
     against the sequential Euler solve at a small step: first order in Δt."""

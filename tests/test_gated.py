@@ -13,7 +13,7 @@ import pytest
 
 import lrc_toolkit as lt
 
-from .helpers import max_abs_diff, python_loop
+from .helpers import max_abs_diff, python_loop, slow_after_first
 
 
 D, P, T = 3, 2, 12
@@ -63,7 +63,7 @@ def _x0(neuron, dtype, key):
 @pytest.mark.parametrize(
     "dtype", [pytest.param(jnp.float32, marks=pytest.mark.slow), jnp.float64]
 )
-@pytest.mark.parametrize("name", list(BUILTINS))
+@pytest.mark.parametrize("name", slow_after_first(BUILTINS))
 def test_three_views_agree(name, dtype, getkey):
     """Parallel vs sequential vs Diffrax Euler vs a plain Python loop."""
     make, method, dt = BUILTINS[name]
