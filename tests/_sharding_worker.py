@@ -46,7 +46,7 @@ import lrc_toolkit as lt  # noqa: E402
 
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from helpers import max_abs_diff, python_loop  # noqa: E402
+from helpers import max_abs_diff, python_loop, python_recurrence  # noqa: E402
 
 
 results = {}  # check name -> max abs difference
@@ -65,20 +65,6 @@ def scaled_diff(name, x, y):
 
 # ----------------------------------------------------------------------------------
 # Sequence parallelism
-
-
-def recurrence_reference(a, b, reverse):
-    """The linear recurrence as a plain Python loop."""
-    a, b = np.asarray(a), np.asarray(b)
-    x, prev = np.zeros_like(b), np.zeros_like(b[0])
-    for t in range(b.shape[0] - 1, -1, -1) if reverse else range(b.shape[0]):
-        if a.ndim == 4:  # blocks (N, k, k) of a block-diagonal transition
-            prev = np.einsum("nrc,nc->nr", a[t], prev.reshape(a.shape[1], -1))
-            prev = prev.reshape(-1) + b[t]
-        else:
-            prev = (a[t] @ prev if a.ndim == 3 else a[t] * prev) + b[t]
-        x[t] = prev
-    return x
 
 
 def value_and_grad(solve):
@@ -132,7 +118,7 @@ def check_solve():
     for (kind, scan, reverse), out in zip(variants, outs):
         a = transitions[kind]
         name = f"recurrence {kind} {scan} {'reverse' if reverse else 'forward'}"
-        diff(name, out, recurrence_reference(a, b, reverse))
+        diff(name, out, python_recurrence(a, b, reverse))
 
     # A chunk's states live on its device.
     x = jax.jit(lambda a, b: lt.sharded_linear_recurrence(a, b, mesh=mesh))(
@@ -182,12 +168,14 @@ def check_solve():
             states, grads = sharded(neuron, x0, inputs, w, dt)
             assert grads[1].shape == x0.shape and grads[2].shape == inputs.shape
         else:
-            states = lt.solve(neuron, x0, inputs, solver=sharded_newton).states
+            states = lt.solve(neuron, x0, inputs, dt=dt, solver=sharded_newton).states
         assert states.shape == (T, D) and states.dtype == dtype
         # Against the single-device solve (one compilation saved for dense float64,
         # which is checked against the independent references only) ...
         if not gradient:
-            states_1 = lt.solve(neuron, x0, inputs, solver=lt.ParallelNewton()).states
+            states_1 = lt.solve(
+                neuron, x0, inputs, dt=dt, solver=lt.ParallelNewton()
+            ).states
             diff(f"{tag} forward vs solve_parallel", states, states_1)
         elif name == "LRC":
             states_1, grads_1 = single(neuron, x0, inputs, w, dt)

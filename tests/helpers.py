@@ -35,6 +35,21 @@ def max_abs_diff(x, y) -> float:
     return float(max(leaves)) if leaves else 0.0
 
 
+def python_recurrence(a, b, reverse=False):
+    """x_t = a_t x_{t-1} + b_t (or x_{t+1} if reverse), x = 0 outside: a plain loop,
+    for diagonal `(T, D)`, dense `(T, D, D)` and block `(T, N, k, k)` transitions."""
+    a, b = np.asarray(a), np.asarray(b)
+    x, out = np.zeros_like(b[0]), np.zeros_like(b)
+    for t in reversed(range(b.shape[0])) if reverse else range(b.shape[0]):
+        if a.ndim == 4:  # N blocks of k x k, block n on entries [n k, (n + 1) k)
+            x = np.einsum("nrc,nc->nr", a[t], x.reshape(a.shape[1], -1)).reshape(-1)
+        else:
+            x = a[t] @ x if a.ndim == 3 else a[t] * x
+        x = x + b[t]
+        out[t] = x
+    return out
+
+
 def python_loop(neuron, x0, inputs, dt=1.0):
     """The explicit-Euler recurrence as a plain Python loop over `vector_field`: the
     independent reference for every solver."""

@@ -6,24 +6,11 @@ import jax
 import jax.numpy as jnp
 import jax.random as jr
 import jax.test_util
-import numpy as np
 import pytest
 
 import lrc_toolkit as lt
 
-from .helpers import tree_allclose
-
-
-def python_recurrence(a, b, reverse):
-    """x_t = a_t x_{t-1} + b_t (or x_{t+1} if reverse), x = 0 outside: a plain loop."""
-    a, b = np.asarray(a), np.asarray(b)
-    T = b.shape[0]
-    x = np.zeros_like(b[0])
-    out = np.zeros_like(b)
-    for t in reversed(range(T)) if reverse else range(T):
-        x = (a[t] @ x if a.ndim == 3 else a[t] * x) + b[t]
-        out[t] = x
-    return out
+from .helpers import python_recurrence, tree_allclose
 
 
 @pytest.mark.parametrize("scan", ["sequential", "associative"])

@@ -24,7 +24,7 @@ from jax.sharding import AxisType, Mesh, NamedSharding, PartitionSpec as P
 import lrc_toolkit as lt
 import lrc_toolkit.distributed as dist
 
-from .helpers import python_loop, slow_after_first
+from .helpers import python_loop, python_recurrence, slow_after_first
 
 
 WORKER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_sharding_worker.py")
@@ -252,8 +252,5 @@ def test_sharded_block_recurrence_on_one_device(scan, reverse, getkey):
     a = jr.uniform(getkey(), (T, N, k, k), jnp.float64, -0.6, 0.6)
     b = jr.normal(getkey(), (T, N * k), jnp.float64)
     got = lt.sharded_linear_recurrence(a, b, mesh=_mesh(), scan=scan, reverse=reverse)
-    want, x = np.zeros((T, N * k)), np.zeros(N * k)
-    for t in range(T - 1, -1, -1) if reverse else range(T):
-        x = np.einsum("nrc,nc->nr", a[t], x.reshape(N, k)).ravel() + b[t]
-        want[t] = x
+    want = python_recurrence(a, b, reverse)
     np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
