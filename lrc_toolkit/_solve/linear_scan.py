@@ -11,7 +11,7 @@ from .._blocks import check_recurrence, compose, matvec
 from .._checks import check_choice
 
 
-_SCANS = ("auto", "associative", "sequential")
+SCANS = ("auto", "associative", "sequential")
 
 
 def combine(left, right):
@@ -82,7 +82,7 @@ def linear_recurrence(
     """
     a, b = jnp.asarray(a), jnp.asarray(b)
     check_recurrence(a, b)
-    check_choice("scan", scan, _SCANS)
+    check_choice("scan", scan, SCANS)
     if scan == "auto":
         scan = default_scan()
     if scan == "sequential":

@@ -8,7 +8,8 @@ from jax.sharding import AxisType, Mesh, NamedSharding, PartitionSpec as P
 from jaxtyping import Array, Inexact
 
 from .._blocks import check_recurrence, identity, matvec
-from .linear_scan import AbstractRecurrence, combine, sequential
+from .._checks import check_choice
+from .linear_scan import AbstractRecurrence, combine, SCANS, sequential
 
 
 def _check_mesh(mesh, axis_name) -> None:
@@ -144,10 +145,7 @@ def sharded_linear_recurrence(
     """
     _check_mesh(mesh, axis_name)
     check_recurrence(a, b)
-    if scan not in ("auto", "associative", "sequential"):
-        raise ValueError(
-            f"`scan` must be 'auto', 'associative' or 'sequential', got {scan!r}."
-        )
+    check_choice("scan", scan, SCANS)
     if scan == "auto":
         cpu = mesh.devices.flat[0].platform == "cpu"
         scan = "sequential" if cpu else "associative"
