@@ -24,13 +24,15 @@ class RESULTS(diffrax.RESULTS):  # pyright: ignore
         "`ParallelNewton(fallback=Sequential())` or `ParallelNewton(damping=1.0)`."
     )
     unstable_step = (
-        "The explicit step is unstable for this neuron: at some step a component that "
-        "the ODE damps (df_i/dx_i < 0) is amplified by the step (|dPhi_i/dx_i| > 1), "
-        "i.e. a time constant is shorter than about dt/2. The states are finite but "
-        "do not approximate the neuron's dynamics. Fixes: a smaller `dt`, "
-        "`discretisation=SemiImplicitEuler()` (neurons with an affine form) or "
-        "`discretisation=ImplicitEuler()` (any neuron, A-stable). "
-        "`Solution.stats['max_factor']` is the largest |dPhi/dx|."
+        "The step is unstable for this neuron: at some step a component that the ODE "
+        "damps (Re df_i/dx_i < 0) is amplified by the step (|dPhi_i/dx_i| > 1). With "
+        "explicit Euler a time constant is shorter than about dt/2; with "
+        "SemiImplicitEuler the neuron's A(x) or b(x) changes fast over one step. The "
+        "states are finite but do not approximate the neuron's dynamics. Fixes: a "
+        "smaller `dt`, `discretisation=SemiImplicitEuler()` (for an explicit step "
+        "of a neuron with an affine form) or `discretisation=ImplicitEuler()` (any "
+        "neuron, A-stable: never flagged). `Solution.stats['max_factor']` is the "
+        "largest |dPhi/dx|."
     )
     jacobian_structure_mismatch = (
         "The neuron's step Jacobian has entries outside its declared "

@@ -317,7 +317,7 @@ def test_a_failed_solve_prints_cause_and_fix(monkeypatch, capsys):
     monkeypatch.delenv("LRC_TOOLKIT_DEBUG", raising=False)
     assert cli.main(["fail"]) == 2
     err = capsys.readouterr().err
-    assert err.startswith("lrc-toolkit fail: error: The explicit step is unstable")
+    assert err.startswith("lrc-toolkit fail: error: The step is unstable")
     assert err.count("On the command line:") == 1
     assert "--discretisation semi-implicit or implicit" in err
     assert "Above is the stack" not in err and "Traceback" not in err

@@ -54,7 +54,7 @@ def test_outside_jit_a_solve_error_carries_the_member(lrc):
     assert bool(error.result == lt.RESULTS.unstable_step)
     assert error.message == PREFIX + lt.RESULTS[lt.RESULTS.unstable_step]
     assert str(error) == error.message
-    with pytest.raises(lt.SolveError, match="^The explicit step is unstable"):
+    with pytest.raises(lt.SolveError, match="^The step is unstable"):
         _solve(lrc, 100.0, throw=True)
 
 
