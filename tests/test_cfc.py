@@ -480,7 +480,7 @@ def test_lrcssm_trains_on_basicmotions_with_named_cfc(tmp_path):
 @pytest.mark.slow
 def test_each_neuron_declares_its_default_step():
     """The model and `lrc-toolkit compare` take the step from the neuron's
-    `default_discretisation()` (CfC: its closed form; LTC and ComplexLRC: the semi-implicit step;
+    `default_discretisation()` (CfC: its closed form; LTC: the semi-implicit step; ComplexLRC: implicit Euler;
     the others explicit Euler), through a `TimeScaled` wrapper too, and refuse a
     closed form for a neuron that has none."""
     from lrc_toolkit.cli.compare import _default_discretisation
@@ -490,9 +490,9 @@ def test_each_neuron_declares_its_default_step():
         "cfc": ClosedForm,
         "cfc-diagonal": ClosedForm,
         "ltc": lt.SemiImplicitEuler,
-        "complex-lrc": lt.SemiImplicitEuler,
-        "complex-lrc-gk": lt.SemiImplicitEuler,
-        "complex-lrc-gka": lt.SemiImplicitEuler,
+        "complex-lrc": lt.ImplicitEuler,
+        "complex-lrc-gk": lt.ImplicitEuler,
+        "complex-lrc-gka": lt.ImplicitEuler,
     }
     for name, factory in NEURONS.items():
         neuron = factory(4, 2, key=jax.random.key(0))
@@ -507,6 +507,7 @@ def test_each_neuron_declares_its_default_step():
             == {
                 ClosedForm: "closed-form",
                 lt.SemiImplicitEuler: "semi-implicit",
+                lt.ImplicitEuler: "implicit",
                 lt.Euler: "euler",
             }[kind]
         )

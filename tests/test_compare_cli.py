@@ -37,15 +37,15 @@ def test_compare_accepts_every_named_neuron():
 @pytest.mark.parametrize(
     "neuron, discretisation",
     [
-        ("complex-lrc", "semi-implicit"),
+        ("complex-lrc", "implicit"),
         ("ltc", "semi-implicit"),
         ("cfc", "closed-form"),
         ("gru", "implicit"),
     ],
 )
 def test_compare_other_neurons(neuron, discretisation, tmp_path):
-    """A complex state (ComplexLRC's default semi-implicit step), a dense Jacobian
-    (LTC's, the same step), a CfC cell (its closed-form step by default) and a
+    """A complex state (ComplexLRC's default implicit step), a dense Jacobian
+    (LTC's, with its semi-implicit step), a CfC cell (its closed-form step by default) and a
     gated cell with the implicit step."""
     out = tmp_path / neuron
     argv = ["compare", "--neuron", neuron, *TINY, "--out", str(out)]

@@ -167,14 +167,19 @@ class ComplexLRC(AbstractAffineNeuron):
         )
 
     def default_discretisation(self):
-        r"""[`SemiImplicitEuler()`][lrc_toolkit.SemiImplicitEuler]: stable for every
-        $\Delta t$ where $\mathrm{Re}\,A \le 0$. Explicit Euler at $\Delta t = 1$
-        became unstable during training from the responsive start (one seed of two in
-        `benchmarks/slow_start`); with this step that seed learned (test accuracy
-        100 %)."""
-        from .._discretise import SemiImplicitEuler
+        r"""[`ImplicitEuler()`][lrc_toolkit.ImplicitEuler]: A-stable, so no step
+        amplifies a component that the ODE damps. The semi-implicit step is not
+        enough here: a complex state makes $A(x)$ and $b(x)$ change fast over a
+        step, and in `benchmarks/slow_start` the model's complex LRCs raised
+        `unstable_step` during training on one seed of two with
+        `SemiImplicitEuler()` (explicit Euler before it: the same), while with this
+        step both seeds learned (validation loss 0.003 and 0.00004 of the
+        initial after 3 epochs). A training step of `LrcSSM(neuron="complex-lrc")`
+        (H = 64, D = 16, T = 896, batch 4, CPU) costs 1.12x the semi-implicit one
+        with `Sequential()` and 0.92x with `ParallelNewton()`."""
+        from .._discretise import ImplicitEuler
 
-        return SemiImplicitEuler()
+        return ImplicitEuler()
 
     @property
     def state_dtype(self) -> jnp.dtype:
