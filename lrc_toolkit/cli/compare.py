@@ -41,8 +41,7 @@ def add_compare_parser(subparsers) -> None:
         "--discretisation",
         choices=list(DISCRETISATIONS),
         help="the step of the sequential and parallel views (default: the neuron's "
-        "default_discretisation(): closed-form for CfC neurons, semi-implicit for "
-        "ltc, euler for the others)",
+        "own, its default_discretisation(); the first line of the output names it)",
     )
     p.add_argument(
         "--state", type=positive_int, default=16, help="state size D (default: 16)"
@@ -121,7 +120,8 @@ def run_compare(args) -> int:
             neuron, x0, inputs, dt=args.dt, discretisation=discretisation
         )
     print(
-        f"{args.neuron}: D={D}, P={P}, T={args.length}, dt={args.dt}, {jnp.dtype(dtype).name}"
+        f"{args.neuron}: D={D}, P={P}, T={args.length}, dt={args.dt}, "
+        f"{jnp.dtype(dtype).name}, {args.discretisation} step"
     )
     print(comparison.summary())
     with warnings.catch_warnings():
