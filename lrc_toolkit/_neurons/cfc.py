@@ -378,8 +378,9 @@ class DiagonalCfC(AbstractCfC):
             heads read $u$ directly.
         - `dtype`: the floating dtype of the parameters (default: JAX's default).
         - `key`: a `jax.random.key`. Weights are Glorot-uniform, biases uniform in
-            $\pm 1/\sqrt{\text{fan-in}}$, the diagonal state weights $w$ uniform in
-            $\pm 1/\sqrt{D}$.
+            $\pm 1/\sqrt{\text{fan-in}}$; the diagonal state weights are uniform
+            in $(0, 1)$ for $w_1, w_2$ (memory from the first step, as IndRNN's
+            recurrent weights) and in $\pm 1/\sqrt{D}$ for $w_a, w_b$.
         """
         dtype, key = _init_network(
             self,
@@ -393,9 +394,19 @@ class DiagonalCfC(AbstractCfC):
             key,
             first_width=input_size,
         )
-        # The diagonal recurrent weights as the diagonal gated cells': ±1/√D.
+        # The state enters only through these diagonal weights. For the two
+        # candidate heads ff1, ff2 they are uniform in (0, 1), as IndRNN's
+        # recurrent weights (Li et al., 2018): each neuron keeps a fraction of its
+        # state per step, so the cell starts with memories from one step to many.
+        # With weights of +-1/sqrt(D), as the gates of the diagonal gated cells, it
+        # started nearly memoryless and stayed at chance on a frequency task
+        # (benchmarks/slow_start). The time heads a, b keep +-1/sqrt(D).
+        k_ff, k_time = jr.split(key)
         bound = 1 / math.sqrt(state_size)
-        self.head_state = uniform(key, (4, state_size), -bound, bound, dtype)
+        self.head_state = jnp.concatenate([
+            uniform(k_ff, (2, state_size), 0, 1, dtype),
+            uniform(k_time, (2, state_size), -bound, bound, dtype),
+        ])  # fmt: skip
 
     def drive(self, u: Float[ArrayLike, " P"]) -> Float[Array, "4 D"]:
         """The input-only part of the four heads, $W h(u) + b$."""
