@@ -69,5 +69,6 @@ def test_euler_converges_at_order_one(getkey):
     assert 0.9 <= _order(lt.Euler(), getkey) <= 1.1
 
 
+@pytest.mark.slow
 def test_heun_converges_at_order_two(getkey):
     assert 1.85 <= _order(lt.DiffraxStep(diffrax.Heun()), getkey) <= 2.15

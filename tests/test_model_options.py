@@ -141,6 +141,7 @@ def test_pooled_regression_refuses_per_step_targets():
         fit(model, split, split, config=TrainConfig(epochs=1), progress=False)
 
 
+@pytest.mark.slow
 def test_pooled_regression_reports_mse_and_mae():
     model = _model(task="regression", num_blocks=1, readout="last", dtype=jnp.float32)
     split = _regression_split(8, 12, (2,), 0)

@@ -227,6 +227,7 @@ def test_masks_and_time_stamps_together(solver, getkey):
         )
 
 
+@pytest.mark.slow
 def test_gradients(getkey):
     """Parallel gradients (fixed-point adjoint) are finite, equal autodiff through
     the sequential `lax.scan`, and match finite differences."""

@@ -39,7 +39,7 @@ T_LONG = 2_000
 
 
 @pytest.mark.parametrize("dtype", [jnp.float32, jnp.float64])
-@pytest.mark.parametrize("scale", [1.0, 3.0])
+@pytest.mark.parametrize("scale", slow_after_first([1.0, 3.0]))
 @pytest.mark.parametrize("name", list(DIAGONAL))
 def test_parallel_matches_sequential_diagonal(name, scale, dtype, getkey):
     T, D, P = T_LONG, 64, 8
@@ -55,7 +55,7 @@ def test_parallel_matches_sequential_diagonal(name, scale, dtype, getkey):
 
 
 @pytest.mark.parametrize("dtype", [jnp.float32, jnp.float64])
-@pytest.mark.parametrize("scale", [1.0, 3.0])
+@pytest.mark.parametrize("scale", slow_after_first([1.0, 3.0]))
 @pytest.mark.parametrize("name", list(DENSE))
 def test_parallel_matches_sequential_dense(name, scale, dtype, getkey, request):
     if (name, scale) == ("ltc", 3.0):

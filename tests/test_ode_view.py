@@ -31,6 +31,7 @@ def test_ode_euler_reproduces_the_recurrence(getkey):
     assert max_abs_diff(ode.states, seq.states) <= 1e-6
 
 
+@pytest.mark.slow
 def test_ode_irregular_times_match_per_step_dt(getkey):
     neuron = lt.LRC(8, 3, key=getkey())
     inputs, _ = data(getkey(), 100, 3, jnp.float64)

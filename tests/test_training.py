@@ -187,6 +187,7 @@ def test_early_stopping(tmp_path):
     assert result.test_metrics is None
 
 
+@pytest.mark.slow
 def test_regression():
     rng = np.random.default_rng(3)
     per_seq = _bad(TRAIN, y=rng.normal(size=(20, 2)).astype(np.float32))
