@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 import lrc_toolkit as lt
-from lrc_toolkit.models import LrcSSM, NEURONS
+from lrc_toolkit.models import LiquidBlock, LrcSSM, NEURONS
 from lrc_toolkit.training import fit, TrainConfig
 
 from .helpers import slow_after_first
@@ -248,3 +248,11 @@ def test_default_mlps_start_input_sensitive(seed):
         assert 0.8 * bound < largest <= bound
     assert spread(he) >= 0.05
     assert spread(he) >= 10 * spread(equinox)
+    # A block built alone has the model's default MLPs, and a stale name is refused
+    # (not read as Equinox's).
+    block = LiquidBlock(4, 3, NEURONS["lrc"], dtype=jnp.float32, key=jr.key(seed))
+    assert not any(jnp.any(layer.bias) for layer in block.mlp.layers)
+    with pytest.raises(ValueError, match="init"):
+        LiquidBlock(
+            4, 3, NEURONS["lrc"], init="default", dtype=jnp.float32, key=jr.key(0)
+        )

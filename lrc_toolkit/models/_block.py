@@ -39,7 +39,7 @@ class LiquidBlock(eqx.Module):
         activation: str = "gelu",
         norm_affine: bool = True,
         residual: str = "normalised",
-        init: str = "default",
+        init: str = "he_uniform",
         dtype,
         key: PRNGKeyArray,
     ):

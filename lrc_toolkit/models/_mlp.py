@@ -5,6 +5,8 @@ import jax
 import jax.numpy as jnp
 import jax.random as jr
 
+from .._checks import check_choice
+
 
 ACTIVATIONS = {"gelu": jax.nn.gelu, "relu": jax.nn.relu}
 INITS = ("he_uniform", "equinox")
@@ -16,6 +18,7 @@ def mlp(in_size, out_size, width, activation, init, *, dtype, key) -> eqx.nn.MLP
     he_uniform()` on Equinox's `(out, in)` weights, which it reads with its own
     `(in, out)` convention: uniform in +-sqrt(6 / out)), `"equinox"`: Equinox's
     default (uniform weights and biases in +-1/sqrt(in))."""
+    check_choice("init", init, INITS)
     net = eqx.nn.MLP(
         in_size,
         out_size,
