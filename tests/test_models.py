@@ -524,8 +524,9 @@ def test_unstable_explicit_step_names_the_block_and_the_fix(getkey):
     model = _model(getkey(), neuron=Leaky, solver=lt.Sequential(), num_blocks=2)
     stiff = _with_block_neuron(model, 1, _leaky_with_tau(0.1, getkey()))
     x = jr.normal(getkey(), (T, P))
-    with pytest.raises(Exception, match=r"LrcSSM block 1 \(Leaky\).*unstable"):
+    with pytest.raises(Exception, match=r"LrcSSM block 1 \(Leaky\).*unstable") as info:
         jax.block_until_ready(_call(stiff, x))
+    assert lt.SolveError.from_exception(info.value).outcome == "unstable_step"
     # `solutions` is how the failure is inspected: it reports it and does not raise.
     sols = eqx.filter_jit(lambda m, x: m.solutions(x))(stiff, x)
     assert sols[0].result == lt.RESULTS.successful

@@ -68,6 +68,7 @@ def test_unstable_explicit_step_in_every_view(name):
     assert float(sol.stats["max_factor"]) > 2
     with pytest.raises(Exception, match="step is unstable") as info:
         lt.solve(neuron, x0, inputs, solver=solver).states.block_until_ready()
+    assert lt.SolveError.from_exception(info.value).outcome == "unstable_step"
     # the message names the fixes
     for fix in ("smaller `dt`", "SemiImplicitEuler", "ImplicitEuler"):
         assert fix in str(info.value)
