@@ -10,9 +10,10 @@ initialisation (the 0.3 defaults before the He-uniform MLPs), and the model's
 current defaults, this script measures
 
 - the **state response** at initialisation (all neurons / the fast half of a
-  layer with learned time scales): the standard deviation over time of
-  the first block's liquid states (after 100 settling steps), averaged over
-  neurons, under N(0, 1) inputs (what a LayerNorm hands the liquid layer), and
+  layer with learned time scales / the neuron alone, built without learned time
+  scales): the standard deviation over time of the first block's liquid states
+  (after 100 settling steps), averaged over neurons, under N(0, 1) inputs (what a
+  LayerNorm hands the liquid layer), and
 - the **validation loss after 1, 2 and 3 epochs relative to its initial value**
   on a synthetic frequency task (one noisy sine per sequence, class = its
   frequency, T = 128, H = D = 16, the CLI's default training settings).
@@ -71,8 +72,8 @@ def make_split(n: int, seed: int):
     )
 
 
-def build(neuron: str, setting: str, seed: int) -> LrcSSM:
-    kwargs = dict(SETTINGS[setting])
+def build(neuron: str, setting: str, seed: int, **overrides) -> LrcSSM:
+    kwargs = dict(SETTINGS[setting], **overrides)
     if "init" not in inspect.signature(NEURONS[neuron]).parameters:
         kwargs.pop("neuron_init", None)  # a neuron without an `init` option
     return LrcSSM(
@@ -109,9 +110,16 @@ def state_response(model: LrcSSM, seed: int, steps: int = 512) -> tuple[float, f
     return float(jnp.mean(std)), float(jnp.mean(std[fast]))
 
 
+def alone_response(neuron, setting, seed) -> float:
+    """The state response of the setting's neuron without learned time scales: its
+    own initialisation at the model's step, every neuron at the same time scale."""
+    return state_response(build(neuron, setting, seed, time_scales=None), seed)[0]
+
+
 def run(neuron, setting, seed, epochs, splits):
     model = build(neuron, setting, seed)
     response, response_fast = state_response(model, seed)
+    response_alone = alone_response(neuron, setting, seed)
     config = dataclasses.replace(
         DEFAULT_PRESET.train, epochs=epochs, patience=epochs, seed=seed
     )
@@ -125,7 +133,8 @@ def run(neuron, setting, seed, epochs, splits):
         failed = solve_error.outcome if solve_error else str(e).splitlines()[0][:300]
         return dict(
             neuron=neuron, setting=setting, seed=seed, response=response,
-            response_fast=response_fast, initial_val_loss=initial, failed=failed,
+            response_fast=response_fast, response_alone=response_alone,
+            initial_val_loss=initial, failed=failed,
         )  # fmt: skip
     return dict(
         neuron=neuron,
@@ -133,6 +142,7 @@ def run(neuron, setting, seed, epochs, splits):
         seed=seed,
         response=response,
         response_fast=response_fast,
+        response_alone=response_alone,
         initial_val_loss=initial,
         val_loss=[h["val_loss"] for h in result.history],
         val_accuracy=[h["val_accuracy"] for h in result.history],
@@ -149,7 +159,8 @@ def ratio(r, epoch):
 
 def table(records, neurons, epochs) -> str:
     lines = [
-        "| neuron | setting | state response (all / fast neurons) | val. loss / initial after "
+        "| neuron | setting | state response (all / fast neurons / neuron alone) "
+        "| val. loss / initial after "
         + " / ".join(str(e) for e in range(1, epochs + 1))
         + " epochs | best of 3 epochs < 0.9 | ... and < 0.9 ln 2 | test acc. % |",
         "|---|---|---|---|---|---|---|",
@@ -172,7 +183,8 @@ def table(records, neurons, epochs) -> str:
             lines.append(
                 f"| {neuron} | {setting} | "
                 f"{np.mean([r['response'] for r in rs]):.3f} / "
-                f"{np.mean([r.get('response_fast', np.nan) for r in rs]):.3f} | "
+                f"{np.mean([r.get('response_fast', np.nan) for r in rs]):.3f} / "
+                f"{np.mean([r.get('response_alone', np.nan) for r in rs]):.3f} | "
                 + " / ".join(f"{v:.2f}" for v in np.nanmean(ratios, axis=0))
                 + f" | {int(np.sum(best < 0.9))} of {len(rs)} seeds"
                 + (f" ({failed} failed)" if failed else "")
@@ -226,11 +238,13 @@ def main(argv=None):
         with open(path) as f:
             records = json.load(f).get("runs", [])
     done = {(r["neuron"], r["setting"], r["seed"]) for r in records}
-    for r in records:  # measured before the fast neurons' column: no training needed
+    for r in records:  # measured before these columns: no training needed
         if "response_fast" not in r and r["setting"] in SETTINGS:
             r["response"], r["response_fast"] = state_response(
                 build(r["neuron"], r["setting"], r["seed"]), r["seed"]
             )
+        if "response_alone" not in r and r["setting"] in SETTINGS:
+            r["response_alone"] = alone_response(r["neuron"], r["setting"], r["seed"])
     for seed in args.seeds:
         splits = [make_split(n, 100 * seed + i) for i, n in enumerate((256, 64, 128))]
         for neuron in args.neurons:
