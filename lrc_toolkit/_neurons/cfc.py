@@ -338,7 +338,7 @@ class DiagonalCfC(AbstractCfC):
     head is then a contraction in its own state, with memory but without the
     bistability of $\tanh(w x + c)$ for $w > 1$. The head weights are held as
     $\sqrt{F}\,W$ (`head_weight`, $F$ the heads' input width) and applied as
-    $W = $ `head_weight` $/\sqrt{F}$: the same function, but Adam's steps, which
+    $W$, `head_weight` divided by $\sqrt{F}$: the same function, but Adam's steps, which
     have the same size for every parameter, move $W$ relative to its scale
     $1/\sqrt{F}$ (an "equalised learning rate"). `head_weights()` and
     `state_weights()` give $W$ and $w$. Both changes were measured against a
@@ -426,7 +426,7 @@ class DiagonalCfC(AbstractCfC):
         self.head_weight = self.head_weight * math.sqrt(self.head_weight.shape[-1])
 
     def head_weights(self) -> Float[Array, "4 D F"]:
-        r"""The heads' input weights $W$ (`head_weight` $/\sqrt{F}$)."""
+        r"""The heads' input weights $W$: `head_weight` divided by $\sqrt{F}$."""
         scale = 1 / math.sqrt(self.head_weight.shape[-1])
         return self.head_weight * jnp.asarray(scale, self.head_weight.dtype)
 
