@@ -57,12 +57,12 @@ class _Scan(eqx.Module):
         diagonal = neuron.jacobian_structure == "diagonal"
         implicit = self.discretisation.implicit
         # The step factors are computed inside the scan, with the step (the JVP
-        # shares its primal work), as elementwise running maxima: for LRC at
-        # D = 64, T = 17 984 this costs 1.9x the bare scan, against 3.5x for a
-        # second, vectorised pass over all steps after it (benchmarks/
-        # honest_paths.py; the derivative's arithmetic is about the step's own, so
-        # an exact per-step check cannot be free). An implicit step of a dense or
-        # block neuron is A-stable: nothing to check.
+        # shares its primal work), as elementwise running maxima: for the LRC this
+        # costs about 2x the bare scan, against about 3.6x for a second, vectorised
+        # pass over all steps after it (figures and commands in docs/benchmarks.md;
+        # the derivative's arithmetic is about the step's own, so an exact per-step
+        # check cannot be free). An implicit step of a dense or block neuron is
+        # A-stable: nothing to check.
         in_scan = self.check_stability and (diagonal or not implicit)
         # A neuron declared diagonal that is not: its factors would be row sums
         # (and the fixed-point gradients wrong). Named after the scan, from a
