@@ -25,6 +25,15 @@ def slow_after_first(values, *, unpack=False):
     ]
 
 
+def slow_unless(values, fast):
+    """Parametrisation values of which those in `fast` stay in the fast tier and the
+    rest are marked `slow`: the fast tier keeps one case of each mechanism (e.g. one
+    neuron of a family that shares its code), `.ci/run` runs all."""
+    values, slow = list(values), pytest.mark.slow
+    assert set(fast) <= set(values), set(fast) - set(values)
+    return [v if v in fast else pytest.param(v, marks=slow) for v in values]
+
+
 def tree_allclose(x, y, *, rtol=1e-5, atol=1e-8):
     """Whether two PyTrees have the same structure and allclose array leaves."""
     return eqx.tree_equal(x, y, typematch=True, rtol=rtol, atol=atol)

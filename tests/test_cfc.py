@@ -125,7 +125,15 @@ OPTIONS = [
 
 
 @pytest.mark.parametrize("dts", ["scalar_0.3", "per_step"])
-@pytest.mark.parametrize("options", OPTIONS, ids=lambda o: str(sorted(o.items())))
+# the fast tier: the default backbone, the gate-free mode, no backbone
+@pytest.mark.parametrize(
+    "options",
+    [
+        o if o in OPTIONS[:3] else pytest.param(o, marks=pytest.mark.slow)
+        for o in OPTIONS
+    ],
+    ids=lambda o: str(sorted(o.items())),
+)
 @pytest.mark.parametrize("cls", [CfC, DiagonalCfC])
 def test_sequential_matches_numpy(cls, options, dts, getkey):
     neuron = cls(D, P, dtype=jnp.float64, key=getkey(), **options)

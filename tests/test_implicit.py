@@ -14,7 +14,13 @@ import pytest
 
 import lrc_toolkit as lt
 
-from .helpers import FastTau, max_abs_diff, numpy_fast_tau_implicit, scaled
+from .helpers import (
+    FastTau,
+    max_abs_diff,
+    numpy_fast_tau_implicit,
+    scaled,
+    slow_unless,
+)
 
 
 T = 300
@@ -53,7 +59,9 @@ PROBLEMS = {
 }
 
 
-@pytest.mark.parametrize("dtype", [jnp.float32, jnp.float64])
+@pytest.mark.parametrize(
+    "dtype", slow_unless([jnp.float32, jnp.float64], fast=(jnp.float64,))
+)
 @pytest.mark.parametrize("make", list(PROBLEMS.values()), ids=list(PROBLEMS))
 def test_parallel_implicit_matches_sequential(make, dtype, getkey):
     name = "fast_tau" if make is fast_tau else "ltc_3x"

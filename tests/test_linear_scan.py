@@ -10,13 +10,18 @@ import pytest
 
 import lrc_toolkit as lt
 
-from .helpers import python_recurrence, tree_allclose
+from .helpers import python_recurrence, slow_unless, tree_allclose
 
 
 @pytest.mark.parametrize("scan", ["sequential", "associative"])
 @pytest.mark.parametrize("reverse", [False, True])
 @pytest.mark.parametrize("dense", [False, True])
-@pytest.mark.parametrize("dtype", [jnp.float32, jnp.float64, jnp.complex128])
+@pytest.mark.parametrize(
+    "dtype",
+    slow_unless(
+        [jnp.float32, jnp.float64, jnp.complex128], fast=(jnp.float64, jnp.complex128)
+    ),
+)
 def test_linear_recurrence_matches_loop(scan, reverse, dense, dtype, getkey):
     T, D = 37, 4
     shape = (T, D, D) if dense else (T, D)
@@ -84,7 +89,11 @@ SOLVERS = {
 }
 
 
-@pytest.mark.parametrize("mode", list(SOLVERS))
+# the fast tier: each gradient path once (the recurrences' variants are checked
+# against the loop in test_recurrences_match_loop)
+@pytest.mark.parametrize(
+    "mode", slow_unless(SOLVERS, fast=("sequential", "sequential_autodiff", "parallel"))
+)
 def test_solve_modes_match_python_loop_and_finite_differences(mode, getkey):
     from .helpers import python_loop
 

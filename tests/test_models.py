@@ -15,7 +15,7 @@ import lrc_toolkit as lt
 from lrc_toolkit._neurons._init import inv_softplus
 from lrc_toolkit.models import LrcSSM, NEURONS, PRESETS
 
-from .helpers import slow_after_first
+from .helpers import slow_after_first, slow_unless
 
 
 # Tiny models, all of the same structure where possible, so that compiled functions
@@ -109,7 +109,12 @@ class Leaky(lt.AbstractLiquidNeuron):
 
 
 @pytest.mark.parametrize(
-    "solver, blocks", [("parallel", 1), ("sequential", 2), ("ode", 1)]
+    "solver, blocks",
+    [
+        ("parallel", 1),
+        ("sequential", 2),
+        pytest.param("ode", 1, marks=pytest.mark.slow),
+    ],
 )
 def test_matches_python_loop_reference(solver, blocks, getkey):
     """With Δt = 0.5 (not the default 1) every solver gives the plain loop."""
@@ -179,7 +184,10 @@ def test_time_stamp_gradients_agree_between_solvers(getkey):
     check_grads(f, (ts,), order=1, modes=["rev"])
 
 
-@pytest.mark.parametrize("solver", ["parallel", "sequential", "ode"])
+@pytest.mark.parametrize(
+    "solver",
+    slow_unless(["parallel", "sequential", "ode"], fast=("parallel", "sequential")),
+)
 def test_padding_is_ignored(solver, getkey):
     """Per-step outputs at valid steps, and the logits, are those of the truncated
     sequence whatever the padding holds (zeros, huge values, NaN)."""
@@ -200,7 +208,10 @@ def test_padding_is_ignored(solver, getkey):
     assert jnp.array_equal(outputs[0][1], outputs[1][1])
 
 
-@pytest.mark.parametrize("solver", ["parallel", "sequential", "ode"])
+@pytest.mark.parametrize(
+    "solver",
+    slow_unless(["parallel", "sequential", "ode"], fast=("parallel", "sequential")),
+)
 def test_masks_and_time_stamps_together(solver, getkey):
     """Padded sequences with irregular time stamps: the valid steps are those of
     the truncated sequence stepped by its own Δt. The padded stamps continue the

@@ -22,6 +22,7 @@ from .helpers import (
     python_loop,
     scaled,
     slow_after_first,
+    slow_unless,
     TOL,
     weighted_loss,
 )
@@ -40,7 +41,8 @@ T_LONG = 2_000
 
 @pytest.mark.parametrize("dtype", [jnp.float32, jnp.float64])
 @pytest.mark.parametrize("scale", slow_after_first([1.0, 3.0]))
-@pytest.mark.parametrize("name", list(DIAGONAL))
+# the fast tier: one LRC (its variants share the code) and the STC
+@pytest.mark.parametrize("name", slow_unless(DIAGONAL, fast=("lrc", "stc")))
 def test_parallel_matches_sequential_diagonal(name, scale, dtype, getkey):
     T, D, P = T_LONG, 64, 8
     neuron = scaled(DIAGONAL[name](D, P, dtype, getkey()), scale)
@@ -104,7 +106,7 @@ def test_parallel_matches_sequential_dense(name, scale, dtype, getkey, request):
     assert max_abs_diff(par.states, seq) <= TOL[dtype]
 
 
-@pytest.mark.parametrize("name", list(DENSE))
+@pytest.mark.parametrize("name", slow_unless(DENSE, fast=("ltc",)))
 def test_quasi_newton_converges_to_the_same_states(name, getkey):
     make, disc = DENSE[name]
     neuron = make(8, 3, jnp.float64, getkey())
@@ -304,7 +306,10 @@ def test_newton_on_expanding_recurrence_at_tight_tolerance(rtol, getkey):
 
 
 @pytest.mark.parametrize("dtype", slow_after_first([jnp.float32, jnp.float64]))
-@pytest.mark.parametrize("name", ["lrc", "lrc_symmetric", "dense_lrc"])
+@pytest.mark.parametrize(
+    "name",
+    slow_unless(["lrc", "lrc_symmetric", "dense_lrc"], fast=("lrc", "dense_lrc")),
+)
 def test_associative_scan_newton_matches_sequential(name, dtype, getkey):
     """On a CPU the Newton step defaults to a sequential scan; accelerators use
     `jax.lax.associative_scan`. Check that path here too, forward and gradient."""

@@ -75,6 +75,7 @@ def test_regression_end_to_end(series_data, capsys):
     assert (out / "training_curve.png").read_bytes()[:4] == b"\x89PNG"
 
 
+@pytest.mark.slow  # the fast tier runs the forecast end to end
 def test_per_step_regression_end_to_end(series_data, capsys):
     from lrc_toolkit.training import load_checkpoint
 
