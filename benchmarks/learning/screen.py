@@ -17,7 +17,8 @@ Variants (every other setting is `lrc-toolkit train`'s default preset: H = D = 3
 - `new-he`: the **0.3 defaults**: `new-normres` with He-uniform MLPs and zero
   biases (`init="he_uniform"`, the reference's); its parts: `new-zb` (Equinox's
   weights, zero biases), `new-he-head0` (the decoder's last layer zero: logits 0
-  at the start), `new-he-lr1e-3` (learning rate 1e-3).
+  at the start), `new-he-lr1e-3` (learning rate 1e-3); `new-he-lr2e-3` (2e-3) and
+  `new-he-warm1` (a one-epoch linear warm-up of the rate), neither kept.
 - rows named `log-uniform` (and `log-uniform-0.9`, `-lr`, `-last`) in the
   results are from before the fast half (every time scale log-uniform over
   [1e-3, 1]; `TimeScaled(fast_fraction=0)`), kept as the screen that led to it.
@@ -143,6 +144,16 @@ VARIANTS = {
     "new-he-lr1e-3": (
         dict(_NEW, residual="normalised", init="he_uniform"),
         dict(learning_rate=1e-3),
+    ),
+    # the 0.3 defaults at a lower learning rate, or with a one-epoch linear warm-up
+    # (the DiagonalCfC's slow start at lr 3e-3 is an early overshoot)
+    "new-he-lr2e-3": (
+        dict(_NEW, residual="normalised", init="he_uniform"),
+        dict(learning_rate=2e-3),
+    ),
+    "new-he-warm1": (
+        dict(_NEW, residual="normalised", init="he_uniform"),
+        dict(warmup_epochs=1),
     ),
 }
 
