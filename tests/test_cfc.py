@@ -15,6 +15,8 @@ from lrc_toolkit._discretise import ClosedForm
 from lrc_toolkit._neurons.cfc import AbstractCfC, CfC, DiagonalCfC
 from lrc_toolkit.models import LrcSSM
 
+from .helpers import slow_unless
+
 
 D, P, T = 5, 3, 40
 
@@ -128,10 +130,7 @@ OPTIONS = [
 # the fast tier: the default backbone, the gate-free mode, no backbone
 @pytest.mark.parametrize(
     "options",
-    [
-        o if o in OPTIONS[:3] else pytest.param(o, marks=pytest.mark.slow)
-        for o in OPTIONS
-    ],
+    slow_unless(OPTIONS, fast=OPTIONS[:3]),
     ids=lambda o: str(sorted(o.items())),
 )
 @pytest.mark.parametrize("cls", [CfC, DiagonalCfC])
