@@ -18,8 +18,9 @@ class Sequential(AbstractLiquidSolver):
     Each step's factors $\partial\Phi_i/\partial x_i$ (the diagonal of the step
     Jacobian, from the discretisation's
     [`step_and_factor`][lrc_toolkit.AbstractDiscretisation.step_and_factor]: one
-    JVP along ones for a diagonal neuron, one for `LTC` and `DenseLRC` under
-    `Euler`) and $\partial f_i/\partial x_i$ are computed too, so that an
+    JVP along ones for a diagonal neuron, after the scan for all steps at once
+    when the step is explicit; for `LTC` and `DenseLRC` the derivatives of their
+    $D$ self-synapses) and $\partial f_i/\partial x_i$ are computed too, so that an
     unstable explicit step is reported (`RESULTS.unstable_step`) and
     `stats["max_factor"]` is the largest $|\partial\Phi_i/\partial x_i|$.
 
@@ -56,18 +57,19 @@ class _Scan(eqx.Module):
         real = jnp.finfo(x0.dtype).dtype
         diagonal = neuron.jacobian_structure == "diagonal"
         implicit = self.discretisation.implicit
-        # The step factors are computed inside the scan, with the step (the JVP
-        # shares its primal work), as elementwise running maxima: for the LRC this
-        # costs about 2x the bare scan, against about 3.6x for a second, vectorised
-        # pass over all steps after it (figures and commands in docs/benchmarks.md;
-        # the derivative's arithmetic is about the step's own, so an exact per-step
-        # check cannot be free). An implicit step of a dense or block neuron is
-        # A-stable: nothing to check.
-        in_scan = self.check_stability and (diagonal or not implicit)
-        # A neuron declared diagonal that is not: its factors would be row sums
-        # (and the fixed-point gradients wrong). Named after the scan, from a
-        # JVP probe on sampled steps.
-        probe = self.check_stability and diagonal and not implicit
+        # Where the step factors are computed. For a diagonal neuron's explicit step
+        # after the scan, for all steps at once: XLA compiles the step with its
+        # derivative and running maxima into several kernels per iteration (the
+        # transcendental terms are shared by three outputs), where the bare step is
+        # one, so on a CPU the vectorised pass costs less (LRC, D = 64, T = 17 984:
+        # 1.5-1.8x the bare scan against 2.3-2.9x in the scan, docs/benchmarks.md),
+        # and on an accelerator it is one parallel kernel instead of per-step work.
+        # For its implicit step inside the scan, so that the root finds run once.
+        # For a dense or block neuron's explicit step inside the scan: vectorised
+        # over all steps its per-step (D, D) intermediates would not stay in cache.
+        # An implicit step of a dense or block neuron is A-stable: nothing to check.
+        after_scan = self.check_stability and diagonal and not implicit
+        in_scan = self.check_stability and diagonal == implicit
         d = drives(neuron, inputs)
         # The step's output shape and dtype, checked once at trace time.
         jax.eval_shape(phi, x0, jax.tree.map(lambda a: a[0], d), dt[0])
@@ -81,8 +83,8 @@ class _Scan(eqx.Module):
             d, h = d_and_dt
             x_new, factor = self.discretisation.step_and_factor(neuron, x, d, h)
             factor = jax.lax.stop_gradient(factor)
-            # Elementwise running maxima (reduced once at the end): no per-step
-            # reductions, so the check fuses with the step.
+            # Elementwise running maxima, reduced once at the end: no per-step
+            # reductions.
             max_factor = jnp.fmax(max_factor, jnp.abs(factor).astype(real))
             unstable = unstable | self.discretisation.unstable(neuron, x, d, h, factor)
             return (x_new, max_factor, unstable), x_new
@@ -94,15 +96,20 @@ class _Scan(eqx.Module):
             (_, max_factor, unstable), states = jax.lax.scan(body, init, (d, dt))
         else:  # the bare step alone in the loop: every extra carry costs per step
             states = jax.lax.scan(bare, x0, (d, dt))[1]
-        if probe:
+        if after_scan:
             prev = jax.lax.stop_gradient(shifted(x0, states))
-            lie = misdeclared(
-                neuron,
-                self.discretisation,
-                prev,
-                states,
-                *jax.lax.stop_gradient((d, dt)),
+            d_, dt_ = jax.lax.stop_gradient((d, dt))
+            step_and_factor = lambda p, dd, h: self.discretisation.step_and_factor(
+                neuron, p, dd, h
             )
+            factor = jax.lax.stop_gradient(jax.vmap(step_and_factor)(prev, d_, dt_)[1])
+            # As the running maxima: NaN steps skipped (nanmax).
+            max_factor = jnp.nanmax(jnp.abs(factor).astype(real), axis=0)
+            unstable = self.discretisation.unstable(neuron, prev, d_, dt_, factor)
+            # A neuron declared diagonal that is not: its factors would be row sums
+            # (and the fixed-point gradients wrong). Named from a JVP probe on
+            # sampled steps.
+            lie = misdeclared(neuron, self.discretisation, prev, states, d_, dt_)
         else:
             lie = None
         max_factor, unstable = jnp.max(max_factor), jnp.any(unstable)
