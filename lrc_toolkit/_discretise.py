@@ -166,7 +166,7 @@ class SemiImplicitEuler(AbstractDiscretisation):
         if self.substeps > 1 or neuron.jacobian_structure == "block":
             return super().step_and_factor(neuron, x, drive, dt)
         # Phi_i = (x_i + h b_i) / (1 - h A_i): its derivative in x_i from the
-        # affine form's diagonals (one JVP for LTC and DenseLRC).
+        # affine form's diagonals (for LTC and DenseLRC from their self-synapses).
         h = jnp.asarray(dt).astype(x.dtype)
         (A, b), (dA, db) = neuron.affine_and_diagonal(x, drive)
         den = 1 - h * A

@@ -335,8 +335,8 @@ def test_zero_backbone_layers_allowed_and_negative_named():
 
 @pytest.mark.parametrize("cls", [lt.LTC, lt.DenseLRC])
 def test_field_and_diagonal(cls, getkey):
-    """The dense neurons' one-JVP field and Jacobian diagonal equal the vector field
-    and the diagonal of the full Jacobian."""
+    """The dense neurons' field and Jacobian diagonal (from their self-synapses)
+    equal the vector field and the diagonal of the full Jacobian."""
     neuron = _scaled(cls(5, 3, key=getkey()), 2.0)
     x, u = jr.normal(getkey(), (5,)), jr.normal(getkey(), (3,))
     drive = neuron.drive(u)

@@ -113,7 +113,7 @@ class AbstractLiquidNeuron(eqx.Module):
         stability checks read. The default: one JVP along ones for a diagonal
         neuron, $k$ JVPs for a block one, the full Jacobian ($D$ JVPs) for a dense
         one; a dense neuron with a cheaper exact form overrides it (`LTC` and
-        `DenseLRC`: one JVP)."""
+        `DenseLRC`: from the derivatives of their $D$ self-synapses)."""
         from .._blocks import value_and_diagonal
 
         return value_and_diagonal(lambda p: self.driven_vector_field(p, drive), x, self)
@@ -182,7 +182,8 @@ class AbstractLiquidNeuron(eqx.Module):
         and the diagonals of their Jacobians, $(\partial A_i/\partial x_i,
         \partial b_i/\partial x_i)$: what the semi-implicit step's factor reads.
         The default: one JVP along ones for a diagonal neuron, the full Jacobians
-        otherwise; `LTC` and `DenseLRC` override it with one JVP."""
+        otherwise; `LTC` and `DenseLRC` override it (the derivatives of their $D$
+        self-synapses: $O(D)$)."""
         affine = lambda p: self.affine_form(p, drive)
         if self.jacobian_structure == "diagonal":
             return jax.jvp(affine, (x,), (jnp.ones_like(x),))

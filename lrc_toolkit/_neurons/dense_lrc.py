@@ -14,6 +14,7 @@ from ._init import (
     default_float,
     elastance,
     inv_softplus,
+    presynaptic_affine,
     presynaptic_affine_diagonal,
     uniform,
 )
@@ -138,20 +139,30 @@ class DenseLRC(AbstractAffineNeuron):
         return f_u, z_u, e_u
 
     def affine_form(self, x, drive):
-        return self._affine(jnp.broadcast_to(x[:, None], self.sigma.shape), drive)
+        return presynaptic_affine(
+            self._synapses, self._params(), self._combine, x, drive
+        )
 
-    def _affine(self, X, drive):
-        """`affine_form` with `X[j, i]` the presynaptic state $x_j$ of synapse
-        $j \to i$."""
-        f_u, z_u, e_u = drive
-        s = jax.nn.sigmoid(self.sigma * (X - self.mu))  # (D_j, D_i)
-        f = f_u + jnp.sum(jax.nn.softplus(self.w_raw) * s, axis=0)
-        z = z_u + jnp.sum(self.h * s, axis=0)
+    def _params(self):
         W_x = self.W_eps[:, self.input_size :]  # (D_i, D_j)
-        eps = elastance("asymmetric", e_u + jnp.sum(W_x.T * X, axis=0), None)
-        return -jax.nn.sigmoid(f) * eps, self.e_leak * jnp.tanh(z) * eps
+        return self.w_raw, self.sigma, self.mu, self.h, W_x.T
+
+    @staticmethod
+    def _synapses(X, params):
+        r"""Each synapse $j \to i$'s terms of $f$, $z$ and the elastance's
+        pre-activation, at the presynaptic states `X[j, i]` $= x_j$."""
+        w_raw, sigma, mu, h, W_x = params
+        s = jax.nn.sigmoid(sigma * (X - mu))
+        return jax.nn.softplus(w_raw) * s, h * s, W_x * X
+
+    def _combine(self, sums, drive):
+        (f_x, z_x, e_x), (f_u, z_u, e_u) = sums, drive
+        eps = elastance("asymmetric", e_u + e_x, None)
+        return -jax.nn.sigmoid(f_u + f_x) * eps, self.e_leak * jnp.tanh(z_u + z_x) * eps
 
     def affine_and_diagonal(self, x, drive):
-        r"""The affine form and the diagonals of its Jacobians in one JVP (no
-        $D \times D$ Jacobian)."""
-        return presynaptic_affine_diagonal(self._affine, x, drive)
+        r"""The affine form and the diagonals of its Jacobians, the latter from the
+        $D$ self-synapses alone (no $D \times D$ Jacobian or tangent)."""
+        return presynaptic_affine_diagonal(
+            self._synapses, self._params(), self._combine, x, drive
+        )

@@ -10,6 +10,7 @@ from ._init import (
     check_sizes,
     default_float,
     inv_softplus,
+    presynaptic_affine,
     presynaptic_affine_diagonal,
     uniform,
 )
@@ -114,20 +115,32 @@ class LTC(AbstractAffineNeuron):
         return SemiImplicitEuler()
 
     def affine_form(self, x, drive):
-        return self._affine(jnp.broadcast_to(x[:, None], self.sigma.shape), drive)
+        return presynaptic_affine(
+            self._synapses, self._params(), self._combine, x, drive
+        )
 
-    def _affine(self, X, drive):
-        """`affine_form` with `X[j, i]` the presynaptic state $v_j$ of synapse
-        $j \to i$."""
-        sens_den, sens_num = drive
-        act = jax.nn.softplus(self.w_raw) * jax.nn.sigmoid(self.sigma * (X - self.mu))
+    def _params(self):
+        return self.w_raw, self.sigma, self.mu, self.erev
+
+    @staticmethod
+    def _synapses(X, params):
+        r"""The conductance of each synapse $j \to i$ and its product with the
+        reversal potential, at the presynaptic states `X[j, i]` $= v_j$."""
+        w_raw, sigma, mu, erev = params
+        act = jax.nn.softplus(w_raw) * jax.nn.sigmoid(sigma * (X - mu))
+        return act, act * erev
+
+    def _combine(self, sums, drive):
+        (act, act_erev), (sens_den, sens_num) = sums, drive
         g_leak = jax.nn.softplus(self.g_leak_raw)
         cm = jax.nn.softplus(self.cm_raw)
-        den = g_leak + jnp.sum(act, axis=0) + sens_den
-        num = g_leak * self.v_leak + jnp.sum(act * self.erev, axis=0) + sens_num
+        den = g_leak + act + sens_den
+        num = g_leak * self.v_leak + act_erev + sens_num
         return -den / cm, num / cm
 
     def affine_and_diagonal(self, x, drive):
-        r"""The affine form and the diagonals of its Jacobians in one JVP (no
-        $D \times D$ Jacobian)."""
-        return presynaptic_affine_diagonal(self._affine, x, drive)
+        r"""The affine form and the diagonals of its Jacobians, the latter from the
+        $D$ self-synapses alone (no $D \times D$ Jacobian or tangent)."""
+        return presynaptic_affine_diagonal(
+            self._synapses, self._params(), self._combine, x, drive
+        )
