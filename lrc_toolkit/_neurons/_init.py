@@ -48,37 +48,6 @@ def elastance(kind: str, pre: Array, half_width: Array | None) -> Array:
     return jax.nn.sigmoid(pre + width) - jax.nn.sigmoid(pre - width)
 
 
-def _presynaptic_sums(synapses, params, x: Array) -> tuple:
-    D = x.shape[0]
-    X = jnp.broadcast_to(x[:, None], (D, D))
-    return tuple(jnp.sum(a, axis=0) for a in synapses(X, params))
-
-
-def presynaptic_affine(synapses, params, combine, x: Array, drive):
-    """`(A, b)` of a dense neuron built from synapses (the arguments as for
-    `presynaptic_affine_diagonal`)."""
-    return combine(_presynaptic_sums(synapses, params, x), drive)
-
-
-def presynaptic_affine_diagonal(synapses, params, combine, x: Array, drive):
-    r"""`((A, b), (dA, db))`: the affine form and the diagonals
-    $\partial A_i/\partial x_i$, $\partial b_i/\partial x_i$, for a dense neuron
-    built from synapses: `synapses(X, params)` gives per-synapse terms (a tuple of
-    arrays) elementwise in `X`, where `X[j, i]` $= x_j$ is the presynaptic state
-    seen by neuron $i$ and `params` (a tuple of `(D, D)` arrays, entry `[j, i]` for
-    synapse $j \to i$) its parameters; `combine(sums, drive)` gives `(A, b)` from
-    their sums over $j$. Only synapse $i \to i$ sees $x_i$ as its own presynaptic
-    state, so the diagonals need the derivative of the $D$ self-synapses alone
-    (`synapses` at `x` with the diagonals of `params`): $O(D)$ work beside the
-    $O(D^2)$ of the form itself, and no $D \times D$ Jacobian or tangent."""
-    sums = _presynaptic_sums(synapses, params, x)
-    own_params = tuple(jnp.diagonal(a) for a in params)
-    _, d_sums = jax.jvp(
-        lambda v: tuple(synapses(v, own_params)), (x,), (jnp.ones_like(x),)
-    )
-    return jax.jvp(lambda s: combine(s, drive), (sums,), (d_sums,))
-
-
 def centred_normal(key: PRNGKeyArray, D: int, P: int, dtype) -> Array:
     """Input weights of the responsive initialisation: $N(0, 4/P)$ with each row's
     mean removed, so that $W s_u$ moves by about one unit with the input while its

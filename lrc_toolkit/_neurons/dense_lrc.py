@@ -14,14 +14,12 @@ from ._init import (
     default_float,
     elastance,
     inv_softplus,
-    presynaptic_affine,
-    presynaptic_affine_diagonal,
     uniform,
 )
-from .base import AbstractAffineNeuron
+from ._synaptic import AbstractSynapticNeuron
 
 
-class DenseLRC(AbstractAffineNeuron):
+class DenseLRC(AbstractSynapticNeuron):
     r"""The original all-to-all liquid-resistance liquid-capacitance neuron.
 
     Every pair of neurons $j \to i$ and every input $k \to i$ has a synapse:
@@ -138,12 +136,7 @@ class DenseLRC(AbstractAffineNeuron):
         e_u = self.b_eps + self.W_eps[:, : self.input_size] @ u
         return f_u, z_u, e_u
 
-    def affine_form(self, x, drive):
-        return presynaptic_affine(
-            self._synapses, self._params(), self._combine, x, drive
-        )
-
-    def _params(self):
+    def _synapse_parameters(self):
         W_x = self.W_eps[:, self.input_size :]  # (D_i, D_j)
         return self.w_raw, self.sigma, self.mu, self.h, W_x.T
 
@@ -159,10 +152,3 @@ class DenseLRC(AbstractAffineNeuron):
         (f_x, z_x, e_x), (f_u, z_u, e_u) = sums, drive
         eps = elastance("asymmetric", e_u + e_x, None)
         return -jax.nn.sigmoid(f_u + f_x) * eps, self.e_leak * jnp.tanh(z_u + z_x) * eps
-
-    def affine_and_diagonal(self, x, drive):
-        r"""The affine form and the diagonals of its Jacobians, the latter from the
-        $D$ self-synapses alone (no $D \times D$ Jacobian or tangent)."""
-        return presynaptic_affine_diagonal(
-            self._synapses, self._params(), self._combine, x, drive
-        )

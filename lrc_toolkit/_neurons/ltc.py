@@ -10,14 +10,12 @@ from ._init import (
     check_sizes,
     default_float,
     inv_softplus,
-    presynaptic_affine,
-    presynaptic_affine_diagonal,
     uniform,
 )
-from .base import AbstractAffineNeuron
+from ._synaptic import AbstractSynapticNeuron
 
 
-class LTC(AbstractAffineNeuron):
+class LTC(AbstractSynapticNeuron):
     r"""The liquid time-constant neuron (Hasani et al., 2021).
 
     $$
@@ -114,12 +112,7 @@ class LTC(AbstractAffineNeuron):
 
         return SemiImplicitEuler()
 
-    def affine_form(self, x, drive):
-        return presynaptic_affine(
-            self._synapses, self._params(), self._combine, x, drive
-        )
-
-    def _params(self):
+    def _synapse_parameters(self):
         return self.w_raw, self.sigma, self.mu, self.erev
 
     @staticmethod
@@ -137,10 +130,3 @@ class LTC(AbstractAffineNeuron):
         den = g_leak + act + sens_den
         num = g_leak * self.v_leak + act_erev + sens_num
         return -den / cm, num / cm
-
-    def affine_and_diagonal(self, x, drive):
-        r"""The affine form and the diagonals of its Jacobians, the latter from the
-        $D$ self-synapses alone (no $D \times D$ Jacobian or tangent)."""
-        return presynaptic_affine_diagonal(
-            self._synapses, self._params(), self._combine, x, drive
-        )
