@@ -70,21 +70,24 @@ class AbstractDiscretisation(eqx.Module):
         """
         return self.step(neuron, x, drive, dt)
 
-    def step_and_factor(
+    def step_and_check(
         self,
         neuron: AbstractLiquidNeuron,
         x: Inexact[Array, " D"],
         drive: PyTree[Array],
         dt: Real[Array, ""],
-    ) -> tuple[Inexact[Array, " D"], Inexact[Array, " D"]]:
-        r"""`step(neuron, x, drive, dt)` and the diagonal of its Jacobian,
-        $\partial\Phi_i/\partial x_i$ (the step factors the stability check reads).
-        The default: one JVP along ones for a diagonal neuron, $k$ JVPs for a block
-        one, the full step Jacobian ($D$ JVPs) for a dense one; a discretisation
-        with a cheaper exact form overrides it (`Euler`: $1 + \Delta t\,
-        \partial f_i/\partial x_i$ from the neuron's
-        [`field_and_diagonal`][lrc_toolkit.AbstractLiquidNeuron.field_and_diagonal])."""
-        return value_and_diagonal(lambda p: self.step(neuron, p, drive, dt), x, neuron)
+    ) -> tuple[Inexact[Array, " D"], Inexact[Array, " D"], Bool[Array, " D"]]:
+        r"""`step(neuron, x, drive, dt)`, the diagonal of its Jacobian
+        $\partial\Phi_i/\partial x_i$ (the step factors) and
+        [`unstable`][lrc_toolkit.AbstractDiscretisation.unstable] at those factors:
+        what `Sequential`'s stability check reads. The default: the factors from one
+        JVP along ones for a diagonal neuron, $k$ JVPs for a block one, the full
+        step Jacobian ($D$ JVPs) for a dense one; a discretisation with a cheaper
+        exact form overrides it, sharing the work between the three outputs
+        (`Euler`: $1 + \Delta t\, \partial f_i/\partial x_i$ from the neuron's
+        [`field_and_diagonal`][lrc_toolkit.AbstractLiquidNeuron.field_and_diagonal];
+        `SemiImplicitEuler`: from the affine form's diagonals)."""
+        return _step_and_check(self, neuron, x, drive, dt)
 
     def unstable(
         self,
@@ -105,12 +108,23 @@ class AbstractDiscretisation(eqx.Module):
         diagonal = lambda p, d: neuron.field_and_diagonal(p, d)[1]
         if factor.ndim == 2:
             diagonal = jax.vmap(diagonal)
-        F = diagonal(x, drive)
-        return _amplifies(factor) & (jnp.real(F) < 0)
+        return _checked(factor, diagonal(x, drive))
 
 
 def _amplifies(factor):
     return jnp.abs(factor) > 1 + 100 * jnp.finfo(factor.dtype).eps
+
+
+def _step_and_check(discretisation, neuron, x, drive, dt):
+    """The default `step_and_check`: the factors by differentiating the step."""
+    step = lambda p: discretisation.step(neuron, p, drive, dt)
+    x_new, factor = value_and_diagonal(step, x, neuron)
+    return x_new, factor, discretisation.unstable(neuron, x, drive, dt, factor)
+
+
+def _checked(factor, F):
+    """Where a factor amplifies a component that the ODE damps (Re F < 0)."""
+    return _amplifies(factor) & (jnp.real(F) < 0)
 
 
 class Euler(AbstractDiscretisation):
@@ -122,10 +136,11 @@ class Euler(AbstractDiscretisation):
         dt = jnp.asarray(dt).astype(x.dtype)  # a real step for a complex state too
         return x + dt * neuron.driven_vector_field(x, drive)
 
-    def step_and_factor(self, neuron, x, drive, dt):
+    def step_and_check(self, neuron, x, drive, dt):
         dt = jnp.asarray(dt).astype(x.dtype)
         f, F = neuron.field_and_diagonal(x, drive)
-        return x + dt * f, 1 + dt * F
+        factor = 1 + dt * F
+        return x + dt * f, factor, self.unstable(neuron, x, drive, dt, factor)
 
     def unstable(self, neuron, x, drive, dt, factor):
         # The factor is 1 + Δt ∂f_i/∂x_i: it amplifies a damped component exactly
@@ -162,16 +177,18 @@ class SemiImplicitEuler(AbstractDiscretisation):
             x = (x + h * b) / (1 - h * A)
         return x
 
-    def step_and_factor(self, neuron, x, drive, dt):
+    def step_and_check(self, neuron, x, drive, dt):
         if self.substeps > 1 or neuron.jacobian_structure == "block":
-            return super().step_and_factor(neuron, x, drive, dt)
+            return _step_and_check(self, neuron, x, drive, dt)
         # Phi_i = (x_i + h b_i) / (1 - h A_i): its derivative in x_i from the
-        # affine form's diagonals (for LTC and DenseLRC from their self-synapses).
+        # affine form's diagonals (for LTC and DenseLRC from their self-synapses),
+        # and df_i/dx_i = A_i + x_i dA_i/dx_i + db_i/dx_i from the same terms.
         h = jnp.asarray(dt).astype(x.dtype)
         (A, b), (dA, db) = neuron.affine_and_diagonal(x, drive)
         den = 1 - h * A
         x_new = (x + h * b) / den
-        return x_new, ((1 + h * db) + x_new * h * dA) / den
+        factor = ((1 + h * db) + x_new * h * dA) / den
+        return x_new, factor, _checked(factor, A + x * dA + db)
 
 
 class DiffraxStep(AbstractDiscretisation):

@@ -371,16 +371,45 @@ NO_AFFINE_FORM = ("FitzHughNagumo", "CfC")  # the semi-implicit step needs one
         if step == "euler" or name not in NO_AFFINE_FORM
     ],
 )
-def test_step_and_factor_is_the_step_jacobian_diagonal(name, step, getkey):
-    """`step_and_factor` (what `Sequential`'s stability check reads, with the
+def test_step_and_check_is_the_step_jacobian_diagonal(name, step, getkey):
+    """`step_and_check` (what `Sequential`'s stability check reads, with the
     cheap forms of `Euler`, `SemiImplicitEuler` and the one-JVP neurons) equals the
-    step and the diagonal of the step's full Jacobian (jacfwd), at a random state
-    of a neuron with doubled parameters (far from the initial fixed point)."""
+    step, the diagonal of the step's full Jacobian (jacfwd) and the documented
+    instability rule (|factor| > 1 where df_i/dx_i < 0, from the field's jacfwd),
+    at random states of a neuron with doubled parameters (far from the initial
+    fixed point), at small and large steps (where some factors amplify)."""
     neuron = _scaled(STEP_NEURONS[name](6, 3, key=getkey()), 2.0)
-    x, u = jr.normal(getkey(), (6,)), jr.normal(getkey(), (3,))
-    drive, dt, disc = neuron.drive(u), jnp.asarray(0.3), STEPS[step]
-    expected = disc.step(neuron, x, drive, dt)
-    x_new, factor = disc.step_and_factor(neuron, x, drive, dt)
-    jac = jax.jacfwd(lambda p: disc.step(neuron, p, drive, dt))(x)
+    _check_step_and_check(neuron, STEPS[step], getkey)
+
+
+def _check_step_and_check(neuron, disc, getkey, n=16):
+    """Asserts `step_and_check` against jacfwd at `n` random states and inputs,
+    each at four step sizes; returns how many components it flags."""
+    xs, us = jr.normal(getkey(), (n, 6)), jr.normal(getkey(), (n, 3))
+    dts = jnp.repeat(jnp.array([0.3, 1.0, 3.0, 8.0]), n)
+    xs, us = jnp.tile(xs, (4, 1)), jnp.tile(us, (4, 1))
+
+    def one(x, u, dt):
+        drive = neuron.drive(u)
+        field = lambda p: neuron.driven_vector_field(p, drive)
+        step = lambda p: disc.step(neuron, p, drive, dt)
+        F, jac = jax.jacfwd(field)(x), jax.jacfwd(step)(x)
+        checked = disc.step_and_check(neuron, x, drive, dt)
+        return step(x), jnp.diagonal(jac), jnp.diagonal(F), checked
+
+    expected, factor_ref, F, (x_new, factor, unstable) = jax.vmap(one)(xs, us, dts)
     assert float(jnp.max(jnp.abs(x_new - expected))) < 1e-12
-    assert float(jnp.max(jnp.abs(factor - jnp.diagonal(jac)))) < 1e-12
+    assert float(jnp.max(jnp.abs(factor - factor_ref))) < 1e-12
+    amplifies = jnp.abs(factor_ref) > 1 + 1e-9
+    assert jnp.array_equal(unstable, amplifies & (F < 0))
+    return int(jnp.sum(unstable))
+
+
+@pytest.mark.parametrize("step", ["euler", "semi-implicit"])
+def test_step_and_check_flags_an_amplified_damped_component(step, getkey):
+    """Where a step amplifies a component that the ODE damps, `step_and_check`
+    flags it as the rule says: the semi-implicit step too (its factor carries
+    dA_i/dx_i and db_i/dx_i), on an LTC with doubled parameters at large steps.
+    The sweep must flag some components, or the test above could not fail."""
+    neuron = _scaled(lt.LTC(6, 3, key=getkey()), 2.0)
+    assert _check_step_and_check(neuron, STEPS[step], getkey, n=64) > 0

@@ -17,7 +17,7 @@ class Sequential(AbstractLiquidSolver):
 
     Each step's factors $\partial\Phi_i/\partial x_i$ (the diagonal of the step
     Jacobian, from the discretisation's
-    [`step_and_factor`][lrc_toolkit.AbstractDiscretisation.step_and_factor]: one
+    [`step_and_check`][lrc_toolkit.AbstractDiscretisation.step_and_check]: one
     JVP along ones for a diagonal neuron, after the scan for all steps at once
     when the step is explicit; for `LTC` and `DenseLRC` the derivatives of their
     $D$ self-synapses) and $\partial f_i/\partial x_i$ are computed too, so that an
@@ -81,12 +81,12 @@ class _Scan(eqx.Module):
         def body(carry, d_and_dt):
             x, max_factor, unstable = carry
             d, h = d_and_dt
-            x_new, factor = self.discretisation.step_and_factor(neuron, x, d, h)
+            x_new, factor, flag = self.discretisation.step_and_check(neuron, x, d, h)
             factor = jax.lax.stop_gradient(factor)
             # Elementwise running maxima, reduced once at the end: no per-step
             # reductions.
             max_factor = jnp.fmax(max_factor, jnp.abs(factor).astype(real))
-            unstable = unstable | self.discretisation.unstable(neuron, x, d, h, factor)
+            unstable = unstable | flag
             return (x_new, max_factor, unstable), x_new
 
         D = x0.shape[0]
@@ -99,13 +99,12 @@ class _Scan(eqx.Module):
         if after_scan:
             prev = jax.lax.stop_gradient(shifted(x0, states))
             d_, dt_ = jax.lax.stop_gradient((d, dt))
-            step_and_factor = lambda p, dd, h: self.discretisation.step_and_factor(
+            check = lambda p, dd, h: self.discretisation.step_and_check(
                 neuron, p, dd, h
-            )
-            factor = jax.lax.stop_gradient(jax.vmap(step_and_factor)(prev, d_, dt_)[1])
+            )[1:]
+            factor, unstable = jax.lax.stop_gradient(jax.vmap(check)(prev, d_, dt_))
             # As the running maxima: NaN steps skipped (nanmax).
             max_factor = jnp.nanmax(jnp.abs(factor).astype(real), axis=0)
-            unstable = self.discretisation.unstable(neuron, prev, d_, dt_, factor)
             # A neuron declared diagonal that is not: its factors would be row sums
             # (and the fixed-point gradients wrong). Named from a JVP probe on
             # sampled steps.
