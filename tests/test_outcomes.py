@@ -150,6 +150,35 @@ def test_nan_vector_field_any_discretisation(discretisation):
         assert sol.result == lt.RESULTS.nonfinite_states
 
 
+@pytest.mark.parametrize(
+    "solver", [lt.Sequential(), lt.ODE(diffrax.Euler())], ids=["sequential", "ode"]
+)
+def test_max_factor_of_a_nonfinite_solve_is_over_its_finite_steps(solver):
+    """Both views that check after the scan read the same rule: the steps after
+    the states turn NaN have NaN factors, which `max_factor` skips, so it is the
+    largest |1 + dt df/dx| of the finite steps (a plain loop), not NaN."""
+
+    class Cubic(lt.AbstractLiquidNeuron):
+        state_size: int = 2
+        input_size: int = 1
+        jacobian_structure = "diagonal"
+
+        def vector_field(self, x, u):
+            return -(x**3) / 3 + u[0] + jnp.where(u[0] > 2, jnp.nan, 0.0)
+
+    inputs = jnp.array([[0.5], [1.0], [-0.5], [2.5], [0.1], [0.2]])
+    x0 = jnp.array([0.3, -1.2])
+    sol = lt.solve(Cubic(), x0, inputs, dt=0.5, solver=solver, throw=False)
+    assert sol.result == lt.RESULTS.nonfinite_states
+    x, factors = np.asarray(x0), []
+    for u in np.asarray(inputs[:, 0]):
+        factors.append(np.abs(1 - 0.5 * x**2))
+        x = x + 0.5 * (-(x**3) / 3 + u + (np.nan if u > 2 else 0.0))
+    expected = np.nanmax(factors)
+    assert np.isfinite(expected) and np.sum(np.isnan(factors)) == 4
+    assert np.isclose(float(sol.stats["max_factor"]), expected, rtol=1e-12)
+
+
 def test_overflow_is_nonfinite_in_every_view(getkey):
     """States past sqrt(max float) count as overflow (products of states would be
     inf): dx/dt = 3x + 1e150 in float64."""

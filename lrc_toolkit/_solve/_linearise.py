@@ -40,11 +40,18 @@ def shifted(x0: Array, states: Array) -> Array:
     return jnp.concatenate([x0[None], states[:-1]], axis=0)
 
 
-def diagonal_factors(neuron, discretisation, prev, states, d, dt):
-    r"""The diagonal step factors $\partial\Phi_i/\partial x_i$ at every step, by
-    one JVP along ones (exact for a diagonal neuron): Newton's diagonal
-    linearisation at the states."""
-    return linearise(neuron, discretisation, prev, states, d, dt, "newton")[1]
+def check_after_scan(neuron, discretisation, prev, d, dt) -> tuple[Array, Array]:
+    r"""`(max_factor, unstable)` of the steps taken from the states `prev`, for all
+    steps at once by the discretisation's `step_and_check` (vmapped, gradients
+    stopped): the largest $|\partial\Phi_i/\partial x_i|$, skipping NaN factors
+    (the steps after a non-finite state, which the outcome names), and whether a
+    step amplified a damped component. The forward check of `Sequential` and of the
+    ODE view on fixed steps."""
+    prev, d, dt = jax.lax.stop_gradient((prev, d, dt))
+    check = lambda p, dd, h: discretisation.step_and_check(neuron, p, dd, h)[1:]
+    factor, unstable = jax.vmap(check)(prev, d, dt)
+    real = jnp.finfo(factor.dtype).dtype
+    return jnp.nanmax(jnp.abs(factor).astype(real)), jnp.any(unstable)
 
 
 def newton_map(neuron, discretisation, guess, d, dt):

@@ -1,7 +1,6 @@
 """A solve's outcome from its states: finiteness, the step factors' statistics, and
 the `RESULTS` member every solver reports the same way."""
 
-import jax
 import jax.numpy as jnp
 from jaxtyping import Array
 
@@ -18,14 +17,6 @@ def all_finite(states: Array) -> Array:
     return jnp.all(jnp.isfinite(states)) & (
         jnp.max(jnp.abs(states), initial=0) < overflow_bound(states.dtype)
     )
-
-
-def stability_stats(factor, unstable) -> tuple[Array, Array]:
-    r"""`(max_factor, unstable)`: the largest $|\partial\Phi_i/\partial x_i|$ and
-    whether any component was flagged by the discretisation's `unstable`."""
-    factor, unstable = jax.lax.stop_gradient((factor, unstable))
-    real = jnp.finfo(factor.dtype).dtype
-    return jnp.max(jnp.abs(factor), initial=0).astype(real), jnp.any(unstable)
 
 
 def outcome(finite, unstable, otherwise=None, misdeclared=None):

@@ -8,8 +8,8 @@ import jax.numpy as jnp
 from .._checks import check_choice
 from .._discretise import DiffraxStep
 from .._solution import RESULTS, Solution
-from ._linearise import diagonal_factors, drives, shifted
-from ._outcome import all_finite, outcome, stability_stats
+from ._linearise import check_after_scan, drives, shifted
+from ._outcome import all_finite, outcome
 from .base import AbstractLiquidSolver
 
 
@@ -101,10 +101,7 @@ class ODE(AbstractLiquidSolver):
             h = dt if self.dt0 is None else jnp.minimum(dt, self.dt0)
             step = DiffraxStep(self.solver)
             prev, d = shifted(x0, states), drives(neuron, inputs)
-            factor = diagonal_factors(neuron, step, prev, states, d, h)
-            max_factor, unstable = stability_stats(
-                factor, step.unstable(neuron, prev, d, h, factor)
-            )
+            max_factor, unstable = check_after_scan(neuron, step, prev, d, h)
         stats = dict(stats, max_factor=max_factor, unstable=unstable)
         result = outcome(finite, unstable, result)
         return Solution(

@@ -4,7 +4,7 @@ import jax.numpy as jnp
 
 from .._solution import Solution
 from ._adjoint import fixed_point_solve
-from ._linearise import drives, misdeclared, shifted, step_fn
+from ._linearise import check_after_scan, drives, misdeclared, shifted, step_fn
 from ._outcome import all_finite, outcome
 from .base import AbstractLiquidSolver
 from .linear_scan import default_recurrence
@@ -99,12 +99,9 @@ class _Scan(eqx.Module):
         if after_scan:
             prev = jax.lax.stop_gradient(shifted(x0, states))
             d_, dt_ = jax.lax.stop_gradient((d, dt))
-            check = lambda p, dd, h: self.discretisation.step_and_check(
-                neuron, p, dd, h
-            )[1:]
-            factor, unstable = jax.lax.stop_gradient(jax.vmap(check)(prev, d_, dt_))
-            # As the running maxima: NaN steps skipped (nanmax).
-            max_factor = jnp.nanmax(jnp.abs(factor).astype(real), axis=0)
+            max_factor, unstable = check_after_scan(
+                neuron, self.discretisation, prev, d_, dt_
+            )
             # A neuron declared diagonal that is not: its factors would be row sums
             # (and the fixed-point gradients wrong). Named from a JVP probe on
             # sampled steps.
