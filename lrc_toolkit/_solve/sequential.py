@@ -62,7 +62,7 @@ class _Scan(eqx.Module):
         # derivative and running maxima into several kernels per iteration (the
         # transcendental terms are shared by three outputs), where the bare step is
         # one, so on a CPU the vectorised pass costs less (LRC, D = 64, T = 17 984:
-        # 1.5-1.9x the bare scan against 2.3-2.9x in the scan, docs/benchmarks.md),
+        # 1.2-1.9x the bare scan against 2.3-2.9x in the scan, docs/benchmarks.md),
         # and on an accelerator it is one parallel kernel instead of per-step work.
         # For its implicit step inside the scan, so that the root finds run once.
         # For a dense or block neuron's explicit step inside the scan: vectorised
