@@ -144,7 +144,9 @@ def test_each_skip_path_matches_the_reference(getkey):
     assert float(jnp.max(jnp.abs(outs["normalised"] - outs["input"]))) > 1e-3
 
 
-@pytest.mark.parametrize("solver", list(SOLVERS))
+@pytest.mark.parametrize(
+    "solver", slow_unless(SOLVERS, fast=("parallel", "sequential"))
+)
 def test_time_stamps_are_per_step_dt(solver, getkey):
     """Irregular time stamps `ts`: every solver steps by Δt_k = t_k - t_{k-1}."""
     model = _model(getkey(), solver=SOLVERS[solver], num_blocks=2)

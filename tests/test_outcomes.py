@@ -12,7 +12,13 @@ import pytest
 
 import lrc_toolkit as lt
 
-from .helpers import FastTau, max_abs_diff, NaNField, numpy_fast_tau_implicit
+from .helpers import (
+    FastTau,
+    max_abs_diff,
+    NaNField,
+    numpy_fast_tau_implicit,
+    slow_unless,
+)
 
 
 SOLVERS = {
@@ -113,7 +119,9 @@ def nan_field():
     return NaNField(3, 2), jnp.zeros(3), inputs
 
 
-@pytest.mark.parametrize("name", list(SOLVERS))
+@pytest.mark.parametrize(
+    "name", slow_unless(SOLVERS, fast=("sequential", "parallel", "ode_euler"))
+)
 def test_nan_vector_field_in_every_view(name):
     neuron, x0, inputs = nan_field()
     solver = SOLVERS[name]
