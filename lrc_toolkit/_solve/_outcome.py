@@ -1,5 +1,6 @@
-"""A solve's outcome from its states: finiteness, the step factors' statistics, and
-the `RESULTS` member every solver reports the same way."""
+"""A solve's outcome from its states: finiteness and the `RESULTS` member every
+solver reports the same way (the step factors' check: `_linearise.check_after_scan`
+and the solvers' loops)."""
 
 import jax.numpy as jnp
 from jaxtyping import Array
