@@ -385,7 +385,8 @@ def test_step_and_check_is_the_step_jacobian_diagonal(name, step, getkey):
 def _check_step_and_check(neuron, disc, getkey, n=16):
     """Asserts `step_and_check` against jacfwd at `n` random states and inputs,
     each at four step sizes; returns how many components it flags."""
-    xs, us = jr.normal(getkey(), (n, 6)), jr.normal(getkey(), (n, 3))
+    D, P = neuron.state_size, neuron.input_size
+    xs, us = jr.normal(getkey(), (n, D)), jr.normal(getkey(), (n, P))
     dts = jnp.repeat(jnp.array([0.3, 1.0, 3.0, 8.0]), n)
     xs, us = jnp.tile(xs, (4, 1)), jnp.tile(us, (4, 1))
 

@@ -39,21 +39,21 @@ class AbstractSynapticNeuron(AbstractAffineNeuron):
     ) -> tuple[Inexact[Array, " D"], Inexact[Array, " D"]]:
         """`(A, b)` from the sums over $j$ of the synapse terms and the drive."""
 
-    def _sums(self, x):
+    def _sums(self, x, params):
         D = x.shape[0]
         X = jnp.broadcast_to(x[:, None], (D, D))
-        return tuple(
-            jnp.sum(a, axis=0) for a in self._synapses(X, self._synapse_parameters())
-        )
+        return tuple(jnp.sum(a, axis=0) for a in self._synapses(X, params))
 
     def affine_form(self, x, drive):
-        return self._combine(self._sums(x), drive)
+        return self._combine(self._sums(x, self._synapse_parameters()), drive)
 
     def affine_and_diagonal(self, x, drive):
         r"""The affine form and the diagonals of its Jacobians, the latter from the
         $D$ self-synapses alone (no $D \times D$ Jacobian or tangent)."""
-        own = tuple(jnp.diagonal(a) for a in self._synapse_parameters())
+        params = self._synapse_parameters()
+        own = tuple(jnp.diagonal(a) for a in params)
         _, d_sums = jax.jvp(
             lambda v: tuple(self._synapses(v, own)), (x,), (jnp.ones_like(x),)
         )
-        return jax.jvp(lambda s: self._combine(s, drive), (self._sums(x),), (d_sums,))
+        sums = self._sums(x, params)
+        return jax.jvp(lambda s: self._combine(s, drive), (sums,), (d_sums,))
